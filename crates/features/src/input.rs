@@ -1,0 +1,127 @@
+//! Files → what an encoder reads: token ids, patches or MERT feature rows.
+
+use crate::{npy, text, Error, Result};
+use clamp3_formats::patch::{patchilize, Patch};
+use clamp3_models::Modality;
+use std::path::Path;
+use tokenizers::Tokenizer;
+
+/// A file's contents, converted for its encoder, before segmenting.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelInput {
+    /// XLM-R token ids, `<s>` and `</s>` included.
+    TokenIds(Vec<u32>),
+    /// M3 patches, BOS and EOS patches included.
+    Patches(Vec<Patch>),
+    /// MERT feature rows (one per 5 s window) with the zero row added at each end.
+    Features {
+        /// Row width (MERT hidden size).
+        width: usize,
+        /// `rows * width` values, row-major.
+        data: Vec<f32>,
+    },
+}
+
+impl ModelInput {
+    /// The encoder this input is for.
+    pub fn modality(&self) -> Modality {
+        match self {
+            ModelInput::TokenIds(_) => Modality::Text,
+            ModelInput::Patches(_) => Modality::Symbolic,
+            ModelInput::Features { .. } => Modality::Audio,
+        }
+    }
+
+    /// Number of items (ids, patches or rows) to segment.
+    pub fn len(&self) -> usize {
+        match self {
+            ModelInput::TokenIds(ids) => ids.len(),
+            ModelInput::Patches(patches) => patches.len(),
+            ModelInput::Features { width, data } => data.len() / width.max(&1),
+        }
+    }
+
+    /// Whether there is nothing to encode.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The kind of file, from its extension (case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `.txt`: text in any language.
+    Text,
+    /// `.abc`: interleaved ABC notation.
+    Abc,
+    /// `.mtf`: MIDI text format.
+    Mtf,
+    /// `.npy`: precomputed MERT features.
+    MertFeatures,
+}
+
+impl FileKind {
+    /// Detects the kind from the file name; `None` for unsupported extensions.
+    pub fn of(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "txt" => FileKind::Text,
+            "abc" => FileKind::Abc,
+            "mtf" => FileKind::Mtf,
+            "npy" => FileKind::MertFeatures,
+            _ => return None,
+        })
+    }
+}
+
+fn read_utf8(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path)?;
+    String::from_utf8(bytes).map_err(|e| Error::Utf8(e.utf8_error().valid_up_to()))
+}
+
+/// Symbolic text (interleaved ABC or MTF) → patches; the text is read with universal newlines as
+/// the reference's text-mode `open` does.
+pub fn symbolic_input(text: &str) -> Result<ModelInput> {
+    let patches = patchilize(&text::universal_newlines(text));
+    // BOS and EOS are always there; a file needs something between them.
+    if patches.len() <= 2 {
+        return Err(Error::Empty("the score has no bars or fields"));
+    }
+    Ok(ModelInput::Patches(patches))
+}
+
+/// MERT features (`[1, n, H]` or `[n, H]`) → rows with a zero row added at each end.
+pub fn features_input(array: &npy::NpyArray) -> Result<ModelInput> {
+    let width = *array
+        .shape
+        .last()
+        .ok_or_else(|| Error::Npy("a scalar is not a feature array".into()))?;
+    if width == 0 || array.data.is_empty() {
+        return Err(Error::Empty("the feature array has no rows"));
+    }
+    let mut data = Vec::with_capacity(array.data.len() + 2 * width);
+    data.extend(std::iter::repeat_n(0.0, width));
+    data.extend_from_slice(&array.data);
+    data.extend(std::iter::repeat_n(0.0, width));
+    Ok(ModelInput::Features { width, data })
+}
+
+/// Reads a file and converts it for its encoder. `tokenizer` is needed for text files only.
+pub fn read_input(path: &Path, tokenizer: Option<&Tokenizer>) -> Result<ModelInput> {
+    let kind = FileKind::of(path).ok_or_else(|| {
+        Error::Unsupported(
+            path.extension()
+                .map(|e| format!(".{}", e.to_string_lossy()))
+                .unwrap_or_else(|| "(no extension)".to_string()),
+        )
+    })?;
+    match kind {
+        FileKind::Text => {
+            let tokenizer = tokenizer
+                .ok_or_else(|| Error::Tokenizer("no tokenizer loaded for text input".into()))?;
+            Ok(ModelInput::TokenIds(text::token_ids(tokenizer, &read_utf8(path)?)?))
+        }
+        FileKind::Abc | FileKind::Mtf => symbolic_input(&read_utf8(path)?),
+        FileKind::MertFeatures => features_input(&npy::parse(&std::fs::read(path)?)?),
+    }
+}

@@ -1,0 +1,32 @@
+//! Files → CLaMP 3 vectors: the fourth stage of the pipeline (formats → audio → models →
+//! **features** → retrieval).
+//!
+//! - [`input`]: reads a file by its extension and converts it for its encoder ([`ModelInput`]).
+//! - [`text`]: the reference's text preparation (line de-duplication, `</s>` joins, XLM-R ids).
+//! - [`segment`]: the reference's segmentation ([`Segments`]).
+//! - [`embed()`]: segments, encodes and pools into an [`Embedding`], global or local.
+//! - [`npy`]: safe `.npy` reading and atomic writing.
+//!
+//! ```no_run
+//! use clamp3_features::{embed, input::read_input, text::load_tokenizer, Pooling};
+//! use clamp3_models::{Clamp3Model, Config};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let model = Clamp3Model::from_file("clamp3.pth".as_ref(), &Config::default(), &candle_core::Device::Cpu)?;
+//! let tokenizer = load_tokenizer("tokenizer.json".as_ref())?;
+//! let input = read_input("query.txt".as_ref(), Some(&tokenizer))?;
+//! let vector = embed(&model, &input, Pooling::Global)?; // shape [1, 768]
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod embed;
+mod error;
+pub mod input;
+pub mod npy;
+pub mod segment;
+pub mod text;
+
+pub use embed::{embed, Embedding, Pooling};
+pub use error::{Error, Result};
+pub use input::{FileKind, ModelInput};
+pub use segment::Segments;

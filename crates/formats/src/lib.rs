@@ -1,0 +1,20 @@
+//! Symbolic music formats for CLaMP 3, the first stage of the pipeline.
+//!
+//! Everything here turns files into the text and patches the M3 encoder reads, with no ML
+//! dependency:
+//!
+//! - [`abc`]: standard ABC → interleaved ABC ([`abc::interleave`]).
+//! - [`midi`]: MIDI → MTF text ([`midi::midi_to_mtf`]); [`mtf`]: MTF → MIDI ([`mtf::mtf_to_midi`]).
+//! - [`patch`]: the M3 patchilizer (interleaved ABC or MTF text → 64-byte patches).
+//!
+//! Every fallible function returns [`Result`], whose [`Error`] says what was expected and found.
+#![deny(missing_docs)]
+
+pub mod abc;
+mod error;
+pub mod midi;
+pub mod mtf;
+pub mod patch;
+mod translit;
+
+pub use error::{Error, Result};

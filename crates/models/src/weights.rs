@@ -1,0 +1,153 @@
+//! Weight files: the official PyTorch checkpoints and safetensors.
+//!
+//! The official CLaMP 3 files are `torch.save({'model': state_dict, 'epoch': .., 'min_eval_loss': ..})`
+//! zip archives; Hugging Face `pytorch_model.bin` files hold a bare state dict. Both are read with
+//! candle's pickle reader, which interprets only the data opcodes of the pickle protocol and never
+//! imports or calls anything, so a malicious checkpoint cannot run code. Safetensors files are
+//! memory-mapped, which is why `clamp3 weights convert` exists.
+
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The state-dict entry of the official checkpoints.
+const CHECKPOINT_STATE_KEY: &str = "model";
+
+/// How a weight file is stored, told by its first bytes rather than its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// A zip-format PyTorch pickle (`.pth`, `.bin`, `.pt`).
+    PyTorch,
+    /// A safetensors file.
+    Safetensors,
+}
+
+impl WeightFormat {
+    /// Detects the format of `path` from its magic bytes.
+    pub fn detect(path: &Path) -> Result<Self> {
+        let mut magic = [0u8; 4];
+        let mut file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+        let n = file.read(&mut magic).map_err(|e| io_error(path, e))?;
+        if n >= 2 && &magic[..2] == b"PK" {
+            Ok(Self::PyTorch)
+        } else if n == 4 {
+            // safetensors starts with a little-endian u64 header length; real headers are far
+            // smaller than 2^32, so the upper bytes are zero.
+            Ok(Self::Safetensors)
+        } else {
+            Err(Error::Weights {
+                path: path.to_path_buf(),
+                source: candle_core::Error::Msg(
+                    "not a PyTorch zip checkpoint nor a safetensors file".to_string(),
+                ),
+            })
+        }
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn weights_error(path: &Path) -> impl Fn(candle_core::Error) -> Error + '_ {
+    move |source| Error::Weights {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Opens a PyTorch checkpoint, looking inside its `model` entry when it has one (the official
+/// CLaMP 3 files) and at the top level otherwise (Hugging Face `pytorch_model.bin`).
+fn open_pth(path: &Path) -> Result<candle_core::pickle::PthTensors> {
+    let err = weights_error(path);
+    match candle_core::pickle::PthTensors::new(path, Some(CHECKPOINT_STATE_KEY)) {
+        Ok(tensors) if !tensors.tensor_infos().is_empty() => Ok(tensors),
+        _ => candle_core::pickle::PthTensors::new(path, None).map_err(err),
+    }
+}
+
+/// Opens a weight file of either format as a float32 [`VarBuilder`] on `device`.
+pub fn var_builder(path: &Path, device: &Device) -> Result<VarBuilder<'static>> {
+    let err = weights_error(path);
+    match WeightFormat::detect(path)? {
+        WeightFormat::PyTorch => {
+            let tensors = open_pth(path)?;
+            if tensors.tensor_infos().is_empty() {
+                return Err(err(candle_core::Error::Msg(
+                    "the checkpoint holds no tensors".to_string(),
+                )));
+            }
+            Ok(VarBuilder::from_backend(
+                Box::new(tensors),
+                DType::F32,
+                device.clone(),
+            ))
+        }
+        WeightFormat::Safetensors => mmap_safetensors(path, device),
+    }
+}
+
+#[allow(unsafe_code)]
+fn mmap_safetensors(path: &Path, device: &Device) -> Result<VarBuilder<'static>> {
+    // SAFETY: the file is mapped read-only; like every memory-mapped weight loader we rely on it
+    // not being truncated or rewritten while the model is alive. `clamp3 weights convert` writes
+    // through a temporary file and a rename, so it never rewrites a mapped file in place.
+    unsafe {
+        VarBuilder::from_mmaped_safetensors(&[path], DType::F32, device)
+            .map_err(weights_error(path))
+    }
+}
+
+/// Reads every tensor of a weight file, by name.
+pub fn read_all(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let err = weights_error(path);
+    match WeightFormat::detect(path)? {
+        WeightFormat::PyTorch => {
+            let tensors = open_pth(path)?;
+            let mut out = HashMap::with_capacity(tensors.tensor_infos().len());
+            for name in tensors.tensor_infos().keys() {
+                if let Some(t) = tensors.get(name).map_err(&err)? {
+                    out.insert(name.clone(), t);
+                }
+            }
+            Ok(out)
+        }
+        WeightFormat::Safetensors => {
+            candle_core::safetensors::load(path, &Device::Cpu).map_err(err)
+        }
+    }
+}
+
+/// Converts any supported weight file to safetensors, writing through a temporary file in the
+/// destination folder so that a crash never leaves a truncated `output`. Returns the number of
+/// tensors written.
+pub fn convert_to_safetensors(input: &Path, output: &Path) -> Result<usize> {
+    let tensors = read_all(input)?;
+    if tensors.is_empty() {
+        return Err(weights_error(input)(candle_core::Error::Msg(
+            "the file holds no tensors".to_string(),
+        )));
+    }
+    let tmp = temp_sibling(output);
+    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        weights_error(output)(e)
+    })?;
+    std::fs::rename(&tmp, output).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_error(output, e)
+    })?;
+    Ok(tensors.len())
+}
+
+fn temp_sibling(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
