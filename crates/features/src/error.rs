@@ -32,6 +32,9 @@ pub enum Error {
     /// The tokenizer could not be loaded or failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A file could not be fetched from the Hugging Face Hub.
+    #[error("{0}")]
+    Hub(String),
     /// A symbolic-format conversion failed.
     #[error(transparent)]
     Formats(#[from] clamp3_formats::Error),

@@ -6,6 +6,7 @@
 //! - [`segment`]: the reference's segmentation ([`Segments`]).
 //! - [`embed()`]: segments, encodes and pools into an [`Embedding`], global or local.
 //! - [`npy`]: safe `.npy` reading and atomic writing.
+//! - [`hub`]: the official weights and tokenizer from the Hugging Face Hub, cached.
 //!
 //! ```no_run
 //! use clamp3_features::{embed, input::read_input, text::load_tokenizer, Pooling};
@@ -21,6 +22,7 @@
 
 mod embed;
 mod error;
+pub mod hub;
 pub mod input;
 pub mod npy;
 pub mod segment;

@@ -1,0 +1,113 @@
+//! `clamp3 convert`: music format conversions, file or folder, in parallel.
+
+use crate::batch::{self, Outcome};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The conversions.
+#[derive(Debug, Subcommand)]
+pub enum ConvertCommand {
+    /// Standard ABC → interleaved ABC, as the reference's `batch_interleaved_abc.py`
+    /// (output keeps the relative path and name).
+    Interleave(ConvertArgs),
+    /// MusicXML (`.xml`, `.musicxml`, `.mxl`) → standard ABC, as the reference's
+    /// `xml2abc.py -d 8 -x` (→ `<stem>.abc`).
+    Xml2abc(ConvertArgs),
+    /// MIDI → MTF text, as the reference's `batch_midi2mtf.py --m3_compatible` (→ `<stem>.mtf`).
+    Midi2mtf {
+        #[command(flatten)]
+        io: ConvertArgs,
+        /// Keep the text meta messages (text, lyrics, track names, …) that m3 mode drops.
+        #[arg(long)]
+        keep_text: bool,
+    },
+    /// MTF text → MIDI, as the reference's `batch_mtf2midi.py` (→ `<stem>.mid`).
+    Mtf2midi(ConvertArgs),
+}
+
+/// Input and output of a conversion.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A file, or a folder walked recursively.
+    pub input: PathBuf,
+    /// Where to write the results, mirroring the input's folders.
+    pub output_dir: PathBuf,
+    /// Redo outputs that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!("not valid UTF-8 text (byte {})", e.utf8_error().valid_up_to())
+    })
+}
+
+/// Converts every matching file under `io.input`; `target` names the output of a file.
+fn convert_each(
+    io: &ConvertArgs,
+    extensions: &[&str],
+    verb: &str,
+    target: impl Fn(&Path, &Path) -> PathBuf + Sync,
+    convert: impl Fn(&Path) -> anyhow::Result<Vec<u8>> + Sync,
+) -> anyhow::Result<ExitCode> {
+    let inputs = batch::collect(&io.input, |p| has_extension(p, extensions))?;
+    let report = batch::run(&inputs.files, true, verb, |file| {
+        let out = target(&inputs.root, file);
+        if !io.force && out.exists() {
+            return Ok(Outcome::Skipped);
+        }
+        batch::write_atomic(&out, &convert(file)?)?;
+        Ok(Outcome::Done)
+    });
+    Ok(report.finish(verb, &inputs.unsupported))
+}
+
+/// Runs a conversion.
+pub fn run(command: ConvertCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ConvertCommand::Interleave(io) => convert_each(
+            &io,
+            &["abc"],
+            "interleaved",
+            |root, file| batch::mirrored_path(root, file, &io.output_dir),
+            |file| Ok(clamp3_formats::abc::interleave(&read_text(file)?)?.into_bytes()),
+        ),
+        ConvertCommand::Xml2abc(io) => convert_each(
+            &io,
+            &["xml", "musicxml", "mxl"],
+            "converted",
+            |root, file| batch::output_path(root, file, &io.output_dir, "abc"),
+            |file| {
+                let xml = clamp3_formats::musicxml::read_score(file)?;
+                Ok(clamp3_formats::xml2abc::convert(&xml)?.into_bytes())
+            },
+        ),
+        ConvertCommand::Midi2mtf { io, keep_text } => convert_each(
+            &io,
+            &["mid", "midi"],
+            "converted",
+            |root, file| batch::output_path(root, file, &io.output_dir, "mtf"),
+            |file| {
+                let bytes = std::fs::read(file)?;
+                Ok(clamp3_formats::midi::midi_to_mtf(&bytes, !keep_text)?.into_bytes())
+            },
+        ),
+        ConvertCommand::Mtf2midi(io) => convert_each(
+            &io,
+            &["mtf"],
+            "converted",
+            |root, file| batch::output_path(root, file, &io.output_dir, "mid"),
+            |file| Ok(clamp3_formats::mtf::mtf_to_midi(&read_text(file)?)?),
+        ),
+    }
+}

@@ -1,0 +1,64 @@
+//! `clamp3 embed`: files → `.npy` vectors, as the reference's `extract_clamp3.py`.
+
+use crate::args::EmbedArgs;
+use crate::batch::{self, Outcome};
+use crate::model;
+use anyhow::{bail, Context};
+use clamp3_features::{embed, input::read_input, npy, FileKind, Pooling};
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
+    let inputs = batch::collect(&args.input, |p| FileKind::of(p).is_some())?;
+    if inputs.files.is_empty() {
+        bail!(
+            "{}: no supported files (.txt, .abc, .mtf, .npy) found",
+            args.input.display()
+        );
+    }
+    let outputs: Vec<_> = inputs
+        .files
+        .iter()
+        .map(|f| batch::output_path(&inputs.root, f, &args.output_dir, "npy"))
+        .collect();
+    refuse_colliding_outputs(&inputs.files, &outputs)?;
+    let loaded = model::load(&args.model)?;
+    let pooling = if args.local { Pooling::Local } else { Pooling::Global };
+    let output_of: HashMap<_, _> = inputs.files.iter().zip(&outputs).collect();
+    let report = batch::run(&inputs.files, true, "embedding", |file| {
+        let out = output_of[&file.to_path_buf()];
+        if !args.force && out.exists() {
+            return Ok(Outcome::Skipped);
+        }
+        let tokenizer = match FileKind::of(file) {
+            Some(FileKind::Text) => Some(loaded.tokenizer()?),
+            _ => None,
+        };
+        let input = read_input(file, tokenizer)?;
+        let embedding = embed(&loaded.model, &input, pooling)?;
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        npy::write_atomic(&embedding.to_tensor()?, out)?;
+        Ok(Outcome::Done)
+    });
+    Ok(report.finish("embedded", &inputs.unsupported))
+}
+
+/// `a.txt` and `a.abc` in one folder would both write `a.npy`; say so before doing any work.
+fn refuse_colliding_outputs(files: &[std::path::PathBuf], outputs: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let mut seen: HashMap<&std::path::PathBuf, &std::path::PathBuf> = HashMap::new();
+    let mut clashes = Vec::new();
+    for (file, out) in files.iter().zip(outputs) {
+        if let Some(other) = seen.insert(out, file) {
+            clashes.push(format!("{} and {} → {}", other.display(), file.display(), out.display()));
+        }
+    }
+    if !clashes.is_empty() {
+        bail!(
+            "several inputs would write the same output file (rename one of each pair):\n  {}",
+            clashes.join("\n  ")
+        );
+    }
+    Ok(())
+}

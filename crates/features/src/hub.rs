@@ -1,0 +1,66 @@
+//! The official files on the Hugging Face Hub, downloaded once into the standard Hugging Face
+//! cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`) and reused from there.
+
+use crate::{Error, Result};
+use std::path::PathBuf;
+
+/// The CLaMP 3 weights repository.
+pub const CLAMP3_REPO: &str = "sander-wood/clamp3";
+/// The text model whose tokenizer CLaMP 3 uses.
+pub const TOKENIZER_REPO: &str = "FacebookAI/xlm-roberta-base";
+
+/// Which published CLaMP 3 checkpoint to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Variant {
+    /// Trained on all modalities (sheet music, MIDI, audio): the reference's default.
+    #[default]
+    Saas,
+    /// The variant tuned for symbolic music (`_c2_`).
+    C2,
+}
+
+impl Variant {
+    /// The checkpoint's file name in [`CLAMP3_REPO`].
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Variant::Saas => "weights_clamp3_saas_h_size_768_t_model_FacebookAI_xlm-roberta-base_t_length_128_a_size_768_a_layers_12_a_length_128_s_size_768_s_layers_12_p_size_64_p_length_512.pth",
+            Variant::C2 => "weights_clamp3_c2_h_size_768_t_model_FacebookAI_xlm-roberta-base_t_length_128_a_size_768_a_layers_12_a_length_128_s_size_768_s_layers_12_p_size_64_p_length_512.pth",
+        }
+    }
+}
+
+/// Where a Hub file comes from, for messages.
+fn hub_error(repo: &str, file: &str, err: impl std::fmt::Display) -> Error {
+    Error::Hub(format!(
+        "cannot fetch {file} from https://huggingface.co/{repo}: {err}\n\
+         If this machine is offline, download the file elsewhere and pass it explicitly \
+         (--weights / --tokenizer / --mert, or the CLAMP3_* environment variables), or copy a \
+         Hugging Face cache that holds it into $HF_HOME."
+    ))
+}
+
+/// Returns the cached path of `file` in model repository `repo`, downloading it (with a progress
+/// bar when `progress` is set) when it is not cached yet.
+pub fn fetch(repo: &str, file: &str, progress: bool) -> Result<PathBuf> {
+    let cache = hf_hub::Cache::from_env();
+    if let Some(path) = cache.model(repo.to_string()).get(file) {
+        return Ok(path);
+    }
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_progress(progress)
+        .build()
+        .map_err(|e| hub_error(repo, file, e))?;
+    api.model(repo.to_string())
+        .get(file)
+        .map_err(|e| hub_error(repo, file, e))
+}
+
+/// The official CLaMP 3 checkpoint of a variant.
+pub fn clamp3_weights(variant: Variant, progress: bool) -> Result<PathBuf> {
+    fetch(CLAMP3_REPO, variant.file_name(), progress)
+}
+
+/// XLM-R's `tokenizer.json`.
+pub fn xlm_roberta_tokenizer(progress: bool) -> Result<PathBuf> {
+    fetch(TOKENIZER_REPO, "tokenizer.json", progress)
+}
