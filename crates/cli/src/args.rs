@@ -27,6 +27,17 @@ pub enum Command {
     /// Convert between music formats.
     #[command(subcommand)]
     Convert(crate::commands::convert::ConvertCommand),
+    /// The files of a folder most similar to a query file or text.
+    Search(crate::commands::search::SearchArgs),
+    /// How similar two folders are: as groups, or file by file (`--pairwise`).
+    Score(crate::commands::score::ScoreArgs),
+    /// Retrieval metrics (MRR, Hit@1/10/100) of queries against their paired references.
+    Eval(crate::commands::eval::EvalArgs),
+    /// Zero-shot classification of music by the cosine to label texts.
+    Classify(crate::commands::classify::ClassifyArgs),
+    /// The feature cache: where it is, how big, and clearing it.
+    #[command(subcommand)]
+    Cache(crate::commands::cache::CacheCommand),
 }
 
 /// Which CLaMP 3 checkpoint to download when no `--weights` is given.
@@ -64,6 +75,10 @@ pub struct ModelArgs {
     /// XLM-R `tokenizer.json`. Default: FacebookAI/xlm-roberta-base's, from the Hub cache.
     #[arg(long, env = "CLAMP3_TOKENIZER", value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
+    /// MERT model folder for audio files (`config.json` and `model.safetensors` or
+    /// `pytorch_model.bin`). Default: m-a-p/MERT-v1-95M from the Hub cache (CC-BY-NC-4.0).
+    #[arg(long, env = "CLAMP3_MERT", value_name = "DIR")]
+    pub mert: Option<PathBuf>,
     /// Which official checkpoint to download when `--weights` is not given.
     #[arg(long, value_enum, default_value_t)]
     pub variant: VariantArg,
@@ -75,7 +90,8 @@ pub struct ModelArgs {
 /// `clamp3 embed`.
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
-    /// A file, or a folder walked recursively. Supported: .txt, .abc, .mtf, .npy (MERT features).
+    /// A file, or a folder walked recursively. Supported: .txt; .abc, .mtf, .mid/.midi,
+    /// .xml/.musicxml/.mxl; .wav, .mp3, .flac, .ogg; .npy (MERT features).
     pub input: PathBuf,
     /// Where to write `<stem>.npy` files, mirroring the input's folders.
     pub output_dir: PathBuf,

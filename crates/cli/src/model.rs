@@ -4,6 +4,7 @@ use crate::args::{DeviceArg, ModelArgs, VariantArg};
 use anyhow::Context;
 use candle_core::Device;
 use clamp3_features::hub::{self, Variant};
+use clamp3_models::mert::Mert;
 use clamp3_models::{Clamp3Model, Config};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -20,12 +21,14 @@ pub fn device(arg: DeviceArg) -> anyhow::Result<Device> {
     }
 }
 
-/// A loaded model, plus the tokenizer, loaded the first time a text needs it.
+/// A loaded model, plus the tokenizer and MERT, each loaded the first time a file needs it.
 pub struct Loaded {
     /// The CLaMP 3 model.
     pub model: Clamp3Model,
     tokenizer_path: Option<PathBuf>,
     tokenizer: OnceLock<Result<Tokenizer, String>>,
+    mert_dir: Option<PathBuf>,
+    mert: OnceLock<Result<Mert, String>>,
 }
 
 impl Loaded {
@@ -36,6 +39,35 @@ impl Loaded {
         });
         loaded.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
     }
+
+    /// MERT (loaded, or downloaded and loaded, on first use), on the model's device.
+    pub fn mert(&self) -> anyhow::Result<&Mert> {
+        let loaded = self.mert.get_or_init(|| {
+            load_mert(self.mert_dir.clone(), self.model.device()).map_err(|e| format!("{e:#}"))
+        });
+        loaded.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+/// Loads MERT from a folder, or the official one from the Hub cache, saying once that its weights
+/// are non-commercial.
+pub fn load_mert(dir: Option<PathBuf>, device: &Device) -> anyhow::Result<Mert> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => {
+            let dir = hub::mert_folder(true)?;
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "note: audio features use {}, whose weights are licensed CC-BY-NC-4.0 \
+                     (non-commercial use only); CLaMP 3's own weights are MIT",
+                    hub::MERT_REPO
+                );
+            }
+            dir
+        }
+    };
+    Mert::from_folder(&dir, device).with_context(|| format!("loading MERT from {}", dir.display()))
 }
 
 /// Loads a tokenizer from a path, or the official one from the Hub cache.
@@ -70,5 +102,7 @@ pub fn load(args: &ModelArgs) -> anyhow::Result<Loaded> {
         model,
         tokenizer_path: args.tokenizer.clone(),
         tokenizer: OnceLock::new(),
+        mert_dir: args.mert.clone(),
+        mert: OnceLock::new(),
     })
 }

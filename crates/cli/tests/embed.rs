@@ -185,3 +185,52 @@ fn weights_convert_round_trips_through_safetensors() {
     let y = read_npy(&b.path().join("t03_long_paragraph.npy"));
     assert_eq!(x, y);
 }
+
+#[test]
+fn audio_embeds_through_mert_and_audio2mert_matches_reference_features() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mert = crates.join("models/tests/fixtures/mert");
+    let input = tempfile::tempdir().unwrap();
+    for file in ["a03_wav16k_mono_s16.wav", "a06_ogg_44k_stereo.ogg", "a09_0p7s_wav24k_mono.wav"] {
+        std::fs::copy(crates.join("audio/tests/fixtures").join(file), input.path().join(file)).unwrap();
+    }
+
+    let features = tempfile::tempdir().unwrap();
+    let result = run(clamp3().env("CLAMP3_MERT", &mert).args(["convert", "audio2mert"]).arg(input.path()).arg(features.path()));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("a09_0p7s_wav24k_mono.wav") && stderr.contains("too short"), "{stderr}");
+    let (shape, data) = read_npy(&features.path().join("a03_wav16k_mono_s16.npy"));
+    let want = clamp3_features::npy::parse(&std::fs::read(mert.join("a03_wav16k_mono_s16.mert.npy")).unwrap()).unwrap();
+    assert_eq!(shape, want.shape);
+    assert!(max_abs_diff(&data, &want.data) <= 1e-4);
+
+    let out = tempfile::tempdir().unwrap();
+    let result = run(clamp3().env("CLAMP3_MERT", &mert).arg("embed").arg(input.path()).arg(out.path()));
+    assert_eq!(result.status.code(), Some(1));
+    let golden_audio = golden().join("cases/audio");
+    for stem in ["a03_wav16k_mono_s16", "a06_ogg_44k_stereo"] {
+        let (shape, data) = read_npy(&out.path().join(format!("{stem}.npy")));
+        let want = clamp3_features::npy::parse(&std::fs::read(golden_audio.join(format!("{stem}.global.npy"))).unwrap()).unwrap();
+        assert_eq!(shape, want.shape);
+        assert!(max_abs_diff(&data, &want.data) <= 1e-4, "{stem}");
+    }
+    assert!(!out.path().join("a09_0p7s_wav24k_mono.npy").exists());
+}
+
+#[test]
+fn midi_and_standard_abc_are_converted_in_memory() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let midi = crates.join("formats/tests/fixtures/midi");
+    let input = tempfile::tempdir().unwrap();
+    std::fs::copy(midi.join("abc2midi__wikimt_0024.mid"), input.path().join("tune.mid")).unwrap();
+    std::fs::copy(midi.join("abc2midi__wikimt_0024.mtf"), input.path().join("tune_as_text.mtf")).unwrap();
+    // A standard (non-interleaved) single-voice tune, and the same tune interleaved.
+    std::fs::write(input.path().join("folk.abc"), "X:1\nT:Folk\nL:1/8\nM:2/4\nK:G\nV:1\n|: GA Bc | d2 d2 :|\n").unwrap();
+    std::fs::write(input.path().join("folk_interleaved.abc"), "L:1/8\nM:2/4\nK:G\n[V:1]|:GA Bc|\n[V:1]d2 d2:|\n").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let result = run(clamp3().arg("embed").arg(input.path()).arg(out.path()));
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(read_npy(&out.path().join("tune.npy")), read_npy(&out.path().join("tune_as_text.npy")));
+    assert_eq!(read_npy(&out.path().join("folk.npy")), read_npy(&out.path().join("folk_interleaved.npy")));
+}

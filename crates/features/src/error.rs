@@ -18,7 +18,7 @@ pub enum Error {
         source: Box<Error>,
     },
     /// The file's extension names no supported modality.
-    #[error("unsupported file type {0:?} (expected .txt, .abc, .mtf or .npy)")]
+    #[error("unsupported file type {0:?} (expected .txt, .abc, .mtf, .mid, .midi, .xml, .musicxml, .mxl, .npy, .wav, .mp3, .flac or .ogg)")]
     Unsupported(String),
     /// The input holds nothing to embed once converted.
     #[error("nothing to embed: {0}")]
@@ -35,6 +35,12 @@ pub enum Error {
     /// A file could not be fetched from the Hugging Face Hub.
     #[error("{0}")]
     Hub(String),
+    /// Decoding or preparing audio failed.
+    #[error(transparent)]
+    Audio(#[from] clamp3_audio::Error),
+    /// A file needs a model that was not loaded (the tokenizer for text, MERT for audio).
+    #[error("no {0} loaded")]
+    MissingModel(&'static str),
     /// A symbolic-format conversion failed.
     #[error(transparent)]
     Formats(#[from] clamp3_formats::Error),

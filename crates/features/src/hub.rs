@@ -9,6 +9,9 @@ pub const CLAMP3_REPO: &str = "sander-wood/clamp3";
 /// The text model whose tokenizer CLaMP 3 uses.
 pub const TOKENIZER_REPO: &str = "FacebookAI/xlm-roberta-base";
 
+/// The audio feature extractor CLaMP 3 was trained on (licensed CC-BY-NC-4.0).
+pub const MERT_REPO: &str = "m-a-p/MERT-v1-95M";
+
 /// Which published CLaMP 3 checkpoint to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Variant {
@@ -63,4 +66,14 @@ pub fn clamp3_weights(variant: Variant, progress: bool) -> Result<PathBuf> {
 /// XLM-R's `tokenizer.json`.
 pub fn xlm_roberta_tokenizer(progress: bool) -> Result<PathBuf> {
     fetch(TOKENIZER_REPO, "tokenizer.json", progress)
+}
+
+/// The official MERT model folder (`config.json` + `pytorch_model.bin`) in the Hub cache.
+pub fn mert_folder(progress: bool) -> Result<PathBuf> {
+    let config = fetch(MERT_REPO, "config.json", progress)?;
+    fetch(MERT_REPO, "pytorch_model.bin", progress)?;
+    config
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .ok_or_else(|| Error::Hub("the Hub cache returned a path without a folder".into()))
 }

@@ -2,6 +2,8 @@
 
 use crate::{npy, text, Error, Result};
 use clamp3_formats::patch::{patchilize, Patch};
+use clamp3_formats::{abc, midi, musicxml, xml2abc};
+use clamp3_models::mert::Mert;
 use clamp3_models::Modality;
 use std::path::Path;
 use tokenizers::Tokenizer;
@@ -52,12 +54,18 @@ impl ModelInput {
 pub enum FileKind {
     /// `.txt`: text in any language.
     Text,
-    /// `.abc`: interleaved ABC notation.
+    /// `.abc`: ABC notation, interleaved or standard (converted in memory).
     Abc,
     /// `.mtf`: MIDI text format.
     Mtf,
+    /// `.mid`, `.midi`: Standard MIDI Files (converted to MTF in memory).
+    Midi,
+    /// `.xml`, `.musicxml`, `.mxl`: MusicXML (converted to interleaved ABC in memory).
+    MusicXml,
     /// `.npy`: precomputed MERT features.
     MertFeatures,
+    /// `.wav`, `.mp3`, `.flac`, `.ogg`: audio, through MERT.
+    Audio,
 }
 
 impl FileKind {
@@ -68,7 +76,10 @@ impl FileKind {
             "txt" => FileKind::Text,
             "abc" => FileKind::Abc,
             "mtf" => FileKind::Mtf,
+            "mid" | "midi" => FileKind::Midi,
+            "xml" | "musicxml" | "mxl" => FileKind::MusicXml,
             "npy" => FileKind::MertFeatures,
+            "wav" | "mp3" | "flac" | "ogg" => FileKind::Audio,
             _ => return None,
         })
     }
@@ -106,8 +117,18 @@ pub fn features_input(array: &npy::NpyArray) -> Result<ModelInput> {
     Ok(ModelInput::Features { width, data })
 }
 
-/// Reads a file and converts it for its encoder. `tokenizer` is needed for text files only.
+/// Reads a file and converts it for its encoder. `tokenizer` is needed for text files only;
+/// audio files need MERT ([`read_input_with`]).
 pub fn read_input(path: &Path, tokenizer: Option<&Tokenizer>) -> Result<ModelInput> {
+    read_input_with(path, tokenizer, None)
+}
+
+/// [`read_input`], with the MERT model that audio files need.
+pub fn read_input_with(
+    path: &Path,
+    tokenizer: Option<&Tokenizer>,
+    mert: Option<&Mert>,
+) -> Result<ModelInput> {
     let kind = FileKind::of(path).ok_or_else(|| {
         Error::Unsupported(
             path.extension()
@@ -121,7 +142,24 @@ pub fn read_input(path: &Path, tokenizer: Option<&Tokenizer>) -> Result<ModelInp
                 .ok_or_else(|| Error::Tokenizer("no tokenizer loaded for text input".into()))?;
             Ok(ModelInput::TokenIds(text::token_ids(tokenizer, &read_utf8(path)?)?))
         }
-        FileKind::Abc | FileKind::Mtf => symbolic_input(&read_utf8(path)?),
+        FileKind::Mtf => symbolic_input(&read_utf8(path)?),
+        FileKind::Abc => {
+            let text = read_utf8(path)?;
+            if abc::is_interleaved(&text) {
+                symbolic_input(&text)
+            } else {
+                symbolic_input(&abc::interleave(&text)?)
+            }
+        }
+        FileKind::Midi => symbolic_input(&midi::midi_to_mtf(&std::fs::read(path)?, true)?),
+        FileKind::MusicXml => {
+            let standard = xml2abc::convert(&musicxml::read_score(path)?)?;
+            symbolic_input(&abc::interleave(&standard)?)
+        }
         FileKind::MertFeatures => features_input(&npy::parse(&std::fs::read(path)?)?),
+        FileKind::Audio => {
+            let mert = mert.ok_or(Error::MissingModel("MERT model for audio input"))?;
+            crate::audio::audio_input(mert, path)
+        }
     }
 }

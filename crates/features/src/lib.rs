@@ -2,6 +2,7 @@
 //! **features** → retrieval).
 //!
 //! - [`input`]: reads a file by its extension and converts it for its encoder ([`ModelInput`]).
+//! - [`audio`]: audio files through MERT.
 //! - [`text`]: the reference's text preparation (line de-duplication, `</s>` joins, XLM-R ids).
 //! - [`segment`]: the reference's segmentation ([`Segments`]).
 //! - [`embed()`]: segments, encodes and pools into an [`Embedding`], global or local.
@@ -20,6 +21,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audio;
 mod embed;
 mod error;
 pub mod hub;

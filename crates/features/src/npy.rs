@@ -99,6 +99,31 @@ fn parse_shape(header: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// Encodes a little-endian float32 `.npy` file (format version 1.0) of the given shape, as
+/// `numpy.save` writes it.
+pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let dims = if dims.len() == 1 {
+        format!("{},", dims[0])
+    } else {
+        dims.join(", ")
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
+    // Magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
 /// Writes a tensor as `.npy` through a temporary file in the same folder, renamed into place, so
 /// an interrupted run never leaves a truncated output.
 pub fn write_atomic(tensor: &Tensor, path: &Path) -> Result<()> {

@@ -54,6 +54,19 @@ pub enum Error {
          converted to MTF"
     )]
     MidiFormat2,
+    /// A MusicXML file could not be read: not a zip archive, no score inside, not well-formed XML.
+    #[error("cannot read MusicXML: {reason}")]
+    MusicXml {
+        /// What was expected and what was found.
+        reason: String,
+    },
+    /// MusicXML could not be converted to ABC (where the reference xml2abc also fails, or a
+    /// feature this port does not support).
+    #[error("xml2abc failed: {reason}")]
+    Xml2Abc {
+        /// What went wrong.
+        reason: String,
+    },
     /// An I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -3,7 +3,10 @@
 //! Everything here turns files into the text and patches the M3 encoder reads, with no ML
 //! dependency:
 //!
-//! - [`abc`]: standard ABC → interleaved ABC ([`abc::interleave`]).
+//! - [`musicxml`]: reading `.xml`, `.musicxml` and `.mxl` files ([`musicxml::read_score`]).
+//! - [`xml2abc`]: MusicXML → standard ABC as the reference's `xml2abc.py -d 8 -x`
+//!   ([`xml2abc::convert`]).
+//! - [`abc`]: standard ABC → interleaved ABC ([`abc::interleave`], [`abc::is_interleaved`]).
 //! - [`midi`]: MIDI → MTF text ([`midi::midi_to_mtf`]); [`mtf`]: MTF → MIDI ([`mtf::mtf_to_midi`]).
 //! - [`patch`]: the M3 patchilizer (interleaved ABC or MTF text → 64-byte patches).
 //!
@@ -14,7 +17,9 @@ pub mod abc;
 mod error;
 pub mod midi;
 pub mod mtf;
+pub mod musicxml;
 pub mod patch;
 mod translit;
+pub mod xml2abc;
 
 pub use error::{Error, Result};

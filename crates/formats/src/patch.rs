@@ -53,7 +53,9 @@ pub fn patchilize(text: &str) -> Vec<Patch> {
 /// `re.findall(r'.*?\n|.*$', text)` without the empty matches: lines keeping their `\n`, and a
 /// last line without one.
 fn split_lines_keep_newline(text: &str) -> Vec<&str> {
-    text.split_inclusive('\n').filter(|l| !l.is_empty()).collect()
+    text.split_inclusive('\n')
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// `line.split(" ")[0]`.
@@ -90,7 +92,8 @@ fn merge_mtf_lines(lines: &[&str], pieces: &mut Vec<String>) {
 fn split_abc_lines(lines: &[&str], pieces: &mut Vec<String>) {
     for line in lines {
         let b = line.as_bytes();
-        let is_field = b.len() > 1 && ((b[0].is_ascii_alphabetic() && b[1] == b':') || line.starts_with("%%"));
+        let is_field =
+            b.len() > 1 && ((b[0].is_ascii_alphabetic() && b[1] == b':') || line.starts_with("%%"));
         if is_field {
             pieces.push(line.to_string());
         } else {
@@ -189,12 +192,17 @@ mod tests {
 
     #[test]
     fn mtf_lines_merge_by_type() {
-        let text = "ticks_per_beat 480\nnote_on 0 0 60 80\nnote_on 0 0 64 80\ncontrol_change 0 0 7 100";
+        let text =
+            "ticks_per_beat 480\nnote_on 0 0 60 80\nnote_on 0 0 64 80\ncontrol_change 0 0 7 100";
         let patches = patchilize(text);
         let texts: Vec<String> = patches[1..patches.len() - 1].iter().map(text_of).collect();
         assert_eq!(
             texts,
-            ["ticks_per_beat 480\n", "note_on 0 0 60 80\t0 0 64 80\n", "control_change 0 0 7 100"]
+            [
+                "ticks_per_beat 480\n",
+                "note_on 0 0 60 80\t0 0 64 80\n",
+                "control_change 0 0 7 100"
+            ]
         );
     }
 

@@ -210,15 +210,10 @@ impl BertModel {
             (cfg.max_position_embeddings, h),
             "position_embeddings.weight",
         )?;
-        // BertConfig's default type_vocab_size is 2; every position uses row 0.
-        let token_type = emb.get_unchecked_dtype("token_type_embeddings.weight", DType::F32)?;
-        let token_type_row = token_type.get(0)?;
-        if token_type_row.dims1()? != h {
-            candle_core::bail!(
-                "token_type_embeddings.weight has width {}, expected hidden_size {h}",
-                token_type_row.dims1()?
-            );
-        }
+        // Every position uses token type 0.
+        let token_type_row = emb
+            .get((cfg.type_vocab_size, h), "token_type_embeddings.weight")?
+            .get(0)?;
         Ok(Self {
             position_embeddings,
             token_type_row,

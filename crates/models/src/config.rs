@@ -89,6 +89,9 @@ pub struct BertConfig {
     pub intermediate_size: usize,
     /// Rows of the position embedding table.
     pub max_position_embeddings: usize,
+    /// Rows of the token-type table; only row 0 is used (`BertConfig`'s default is 2).
+    #[serde(default = "default_bert_type_vocab")]
+    pub type_vocab_size: usize,
     /// LayerNorm epsilon.
     #[serde(default = "default_bert_eps")]
     pub layer_norm_eps: f64,
@@ -109,6 +112,9 @@ fn default_text_eps() -> f64 {
 fn default_pad_token_id() -> u32 {
     1
 }
+fn default_bert_type_vocab() -> usize {
+    2
+}
 fn default_bert_eps() -> f64 {
     1e-12
 }
@@ -123,6 +129,7 @@ impl BertConfig {
             num_attention_heads: 12,
             intermediate_size: 3072,
             max_position_embeddings,
+            type_vocab_size: default_bert_type_vocab(),
             layer_norm_eps: default_bert_eps(),
             hidden_act: HiddenAct::Gelu,
         }

@@ -25,6 +25,42 @@ pub enum ConvertCommand {
     },
     /// MTF text → MIDI, as the reference's `batch_mtf2midi.py` (→ `<stem>.mid`).
     Mtf2midi(ConvertArgs),
+    /// Audio (`.wav`, `.flac`, `.mp3`, `.ogg`) → MERT features `[1, windows, H]` float32, as the
+    /// reference's `extract_mert.py --mean_features` (→ `<stem>.npy`).
+    Audio2mert {
+        #[command(flatten)]
+        io: ConvertArgs,
+        /// MERT model folder (`config.json` and `model.safetensors` or `pytorch_model.bin`).
+        /// Default: m-a-p/MERT-v1-95M, downloaded once from the Hugging Face Hub into its cache
+        /// (licensed CC-BY-NC-4.0: non-commercial use only).
+        #[arg(long, env = "CLAMP3_MERT", value_name = "DIR")]
+        mert: Option<PathBuf>,
+        /// Where to run MERT.
+        #[arg(long, value_enum, default_value_t)]
+        device: crate::args::DeviceArg,
+    },
+}
+
+/// Audio files `audio2mert` reads.
+const AUDIO_EXTENSIONS: [&str; 4] = ["wav", "flac", "mp3", "ogg"];
+
+fn audio2mert(
+    io: &ConvertArgs,
+    mert: Option<&Path>,
+    device: crate::args::DeviceArg,
+) -> anyhow::Result<ExitCode> {
+    let device = crate::model::device(device)?;
+    let model = crate::model::load_mert(mert.map(Path::to_path_buf), &device)?;
+    convert_each(
+        io,
+        &AUDIO_EXTENSIONS,
+        "extracted",
+        |root, file| batch::output_path(root, file, &io.output_dir, "npy"),
+        |file| {
+            let features = clamp3_features::audio::mert_features(&model, file)?;
+            Ok(clamp3_features::npy::encode_f32(&features.shape, &features.data))
+        },
+    )
 }
 
 /// Input and output of a conversion.
@@ -109,5 +145,6 @@ pub fn run(command: ConvertCommand) -> anyhow::Result<ExitCode> {
             |root, file| batch::output_path(root, file, &io.output_dir, "mid"),
             |file| Ok(clamp3_formats::mtf::mtf_to_midi(&read_text(file)?)?),
         ),
+        ConvertCommand::Audio2mert { io, mert, device } => audio2mert(&io, mert.as_deref(), device),
     }
 }

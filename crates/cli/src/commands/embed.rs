@@ -4,7 +4,7 @@ use crate::args::EmbedArgs;
 use crate::batch::{self, Outcome};
 use crate::model;
 use anyhow::{bail, Context};
-use clamp3_features::{embed, input::read_input, npy, FileKind, Pooling};
+use clamp3_features::{embed, input::read_input_with, npy, FileKind, Pooling};
 use std::collections::HashMap;
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let inputs = batch::collect(&args.input, |p| FileKind::of(p).is_some())?;
     if inputs.files.is_empty() {
         bail!(
-            "{}: no supported files (.txt, .abc, .mtf, .npy) found",
+            "{}: no supported files (text, scores, MIDI, audio or MERT .npy) found",
             args.input.display()
         );
     }
@@ -30,11 +30,16 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         if !args.force && out.exists() {
             return Ok(Outcome::Skipped);
         }
-        let tokenizer = match FileKind::of(file) {
+        let kind = FileKind::of(file);
+        let tokenizer = match kind {
             Some(FileKind::Text) => Some(loaded.tokenizer()?),
             _ => None,
         };
-        let input = read_input(file, tokenizer)?;
+        let mert = match kind {
+            Some(FileKind::Audio) => Some(loaded.mert()?),
+            _ => None,
+        };
+        let input = read_input_with(file, tokenizer, mert)?;
         let embedding = embed(&loaded.model, &input, pooling)?;
         if let Some(parent) = out.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;

@@ -1,0 +1,25 @@
+//! Audio files → MERT features → the audio encoder's input, as the reference's
+//! `extract_mert.py --mean_features` followed by `extract_clamp3.py`'s `.npy` path.
+
+use crate::input::{features_input, ModelInput};
+use crate::npy::NpyArray;
+use crate::Result;
+use clamp3_models::mert::Mert;
+use std::path::Path;
+
+/// Decodes, resamples and normalises an audio file, runs MERT on its 5 s windows one at a time
+/// (memory stays at one window's activations) and returns the `[1, windows, H]` array
+/// `extract_mert.py` saves.
+pub fn mert_features(mert: &Mert, path: &Path) -> Result<NpyArray> {
+    let samples = clamp3_audio::load_for_mert(path)?;
+    let features = mert.file_features(clamp3_audio::windows(&samples))?;
+    Ok(NpyArray {
+        shape: features.dims().to_vec(),
+        data: features.flatten_all()?.to_vec1::<f32>()?,
+    })
+}
+
+/// An audio file as the audio encoder reads it: MERT rows with a zero row at each end.
+pub fn audio_input(mert: &Mert, path: &Path) -> Result<ModelInput> {
+    features_input(&mert_features(mert, path)?)
+}

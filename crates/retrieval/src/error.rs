@@ -1,0 +1,46 @@
+//! The retrieval crate's error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong in retrieval and in the feature cache.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Vectors of different widths were compared.
+    #[error("vector width mismatch: expected {expected}, found {found}")]
+    Width {
+        /// The width of the first vector.
+        expected: usize,
+        /// The width found.
+        found: usize,
+    },
+    /// Nothing to compare.
+    #[error("{0}")]
+    Empty(&'static str),
+    /// Files on one side have no partner on the other.
+    #[error("{count} unmatched query or reference files")]
+    Unmatched {
+        /// How many keys are unmatched.
+        count: usize,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
