@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p clamp3-features --bench embed` (add `-- cuda` on a CUDA build to use the GPU).
 
+#![allow(clippy::print_stdout, reason = "a benchmark prints its numbers")]
+
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use clamp3_features::{embed, ModelInput, Pooling};
@@ -55,21 +57,54 @@ fn score(patches: usize) -> ModelInput {
 
 fn main() {
     let use_cuda = std::env::args().any(|a| a == "cuda");
-    let device = if use_cuda { Device::new_cuda(0).expect("a CUDA device") } else { Device::Cpu };
+    let device = if use_cuda {
+        Device::new_cuda(0).expect("a CUDA device")
+    } else {
+        Device::Cpu
+    };
     let config = Config::default();
     let start = Instant::now();
     let varmap = VarMap::new();
-    let model = Clamp3Model::load(VarBuilder::from_varmap(&varmap, DType::F32, &device), &config)
-        .expect("random full-size model");
-    println!("device: {device:?}; built full-size random model in {:.1} s", start.elapsed().as_secs_f64());
+    let model = Clamp3Model::load(
+        VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        &config,
+    )
+    .expect("random full-size model");
+    println!(
+        "device: {device:?}; built full-size random model in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
 
-    let text = ModelInput::TokenIds((0..20).map(|i| if i == 0 { 0 } else if i == 19 { 2 } else { 1000 + i }).collect());
+    let text = ModelInput::TokenIds(
+        (0..20)
+            .map(|i| {
+                if i == 0 {
+                    0
+                } else if i == 19 {
+                    2
+                } else {
+                    1000 + i
+                }
+            })
+            .collect(),
+    );
     let audio = ModelInput::Features {
         width: 768,
-        data: (0..62 * 768).map(|i| ((i % 97) as f32 - 48.0) / 48.0).collect(),
+        data: (0..62 * 768)
+            .map(|i| ((i % 97) as f32 - 48.0) / 48.0)
+            .collect(),
     };
-    println!("text, 20 tokens:            {:8.1} ms", median_ms(&model, &text));
-    println!("score, 300 patches:         {:8.1} ms", median_ms(&model, &score(300)));
-    println!("audio features, 60 windows: {:8.1} ms", median_ms(&model, &audio));
+    println!(
+        "text, 20 tokens:            {:8.1} ms",
+        median_ms(&model, &text)
+    );
+    println!(
+        "score, 300 patches:         {:8.1} ms",
+        median_ms(&model, &score(300))
+    );
+    println!(
+        "audio features, 60 windows: {:8.1} ms",
+        median_ms(&model, &audio)
+    );
     println!("peak memory (VmHWM):        {:8.0} MiB", peak_rss_mib());
 }

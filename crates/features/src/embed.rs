@@ -31,24 +31,40 @@ pub struct Embedding {
 impl Embedding {
     /// As a tensor on the CPU.
     pub fn to_tensor(&self) -> Result<Tensor> {
-        Ok(Tensor::from_slice(&self.data, self.shape.as_slice(), &candle_core::Device::Cpu)?)
+        Ok(Tensor::from_slice(
+            &self.data,
+            self.shape.as_slice(),
+            &candle_core::Device::Cpu,
+        )?)
     }
 }
 
 /// Stacks the segments `starts[i]..starts[i]+length` of an input into one batch tensor.
-fn segment_batch(input: &ModelInput, starts: &[usize], length: usize, model: &Clamp3Model) -> Result<Tensor> {
+fn segment_batch(
+    input: &ModelInput,
+    starts: &[usize],
+    length: usize,
+    model: &Clamp3Model,
+) -> Result<Tensor> {
     let device = model.device();
     let b = starts.len();
     Ok(match input {
         ModelInput::TokenIds(ids) => {
-            let rows: Vec<u32> = starts.iter().flat_map(|&s| ids[s..s + length].iter().copied()).collect();
+            let rows: Vec<u32> = starts
+                .iter()
+                .flat_map(|&s| ids[s..s + length].iter().copied())
+                .collect();
             Tensor::from_vec(rows, (b, length), device)?
         }
         ModelInput::Patches(patches) => {
             let width = patches.first().map_or(0, |p| p.len());
             let rows: Vec<u32> = starts
                 .iter()
-                .flat_map(|&s| patches[s..s + length].iter().flat_map(|p| p.iter().map(|&v| u32::from(v))))
+                .flat_map(|&s| {
+                    patches[s..s + length]
+                        .iter()
+                        .flat_map(|p| p.iter().map(|&v| u32::from(v)))
+                })
                 .collect();
             Tensor::from_vec(rows, (b, length, width), device)?
         }
@@ -96,7 +112,9 @@ pub fn embed(model: &Clamp3Model, input: &ModelInput, pooling: Pooling) -> Resul
             Pooling::Local => hidden,
         });
     }
-    let stacked = Tensor::cat(&outputs, 0)?.to_device(&candle_core::Device::Cpu)?.to_dtype(DType::F32)?;
+    let stacked = Tensor::cat(&outputs, 0)?
+        .to_device(&candle_core::Device::Cpu)?
+        .to_dtype(DType::F32)?;
     match pooling {
         Pooling::Global => {
             let per_segment = stacked.to_vec2::<f32>()?;
@@ -109,7 +127,10 @@ pub fn embed(model: &Clamp3Model, input: &ModelInput, pooling: Pooling) -> Resul
                 }
             }
             let data = sum.into_iter().map(|v| v / total as f32).collect();
-            Ok(Embedding { shape: vec![1, d], data })
+            Ok(Embedding {
+                shape: vec![1, d],
+                data,
+            })
         }
         Pooling::Local => {
             let (segments, length, h) = stacked.dims3()?;
@@ -119,7 +140,10 @@ pub fn embed(model: &Clamp3Model, input: &ModelInput, pooling: Pooling) -> Resul
             let mut data = Vec::with_capacity(n * h);
             data.extend_from_slice(&flat[..keep_full]);
             data.extend_from_slice(&flat[last_start * h..]);
-            Ok(Embedding { shape: vec![1, data.len() / h, h], data })
+            Ok(Embedding {
+                shape: vec![1, data.len() / h, h],
+                data,
+            })
         }
     }
 }

@@ -140,7 +140,10 @@ pub fn read_input_with(
         FileKind::Text => {
             let tokenizer = tokenizer
                 .ok_or_else(|| Error::Tokenizer("no tokenizer loaded for text input".into()))?;
-            Ok(ModelInput::TokenIds(text::token_ids(tokenizer, &read_utf8(path)?)?))
+            Ok(ModelInput::TokenIds(text::token_ids(
+                tokenizer,
+                &read_utf8(path)?,
+            )?))
         }
         FileKind::Mtf => symbolic_input(&read_utf8(path)?),
         FileKind::Abc => {

@@ -38,7 +38,8 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
         .ok_or_else(|| bad("truncated header"))?;
     let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
     let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'"))?;
-    let fortran = dict_value(header, "fortran_order").ok_or_else(|| bad("header has no 'fortran_order'"))?;
+    let fortran =
+        dict_value(header, "fortran_order").ok_or_else(|| bad("header has no 'fortran_order'"))?;
     if fortran.starts_with("True") {
         return Err(bad("Fortran-ordered arrays are not supported"));
     }
@@ -54,10 +55,16 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
     let width = match descr {
         "<f4" => 4,
         "<f8" => 8,
-        other => return Err(Error::Npy(format!("dtype {other} is not float32/float64 (little-endian)"))),
+        other => {
+            return Err(Error::Npy(format!(
+                "dtype {other} is not float32/float64 (little-endian)"
+            )))
+        }
     };
     let body = &bytes[start + header_len..];
-    let needed = count.checked_mul(width).ok_or_else(|| bad("shape overflows"))?;
+    let needed = count
+        .checked_mul(width)
+        .ok_or_else(|| bad("shape overflows"))?;
     if body.len() < needed {
         return Err(Error::Npy(format!(
             "shape {shape:?} needs {needed} bytes of data, the file has {}",
@@ -81,12 +88,15 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
 /// The raw text after `'key':` in a header dict, up to the next top-level comma.
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let at = header.find(&format!("'{key}'"))?;
-    let rest = header[at + key.len() + 2..].trim_start().strip_prefix(':')?;
+    let rest = header[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?;
     Some(rest.trim_start())
 }
 
 fn parse_shape(header: &str) -> Result<Vec<usize>> {
-    let value = dict_value(header, "shape").ok_or_else(|| Error::Npy("header has no 'shape'".into()))?;
+    let value =
+        dict_value(header, "shape").ok_or_else(|| Error::Npy("header has no 'shape'".into()))?;
     let inner = value
         .strip_prefix('(')
         .and_then(|v| v.split(')').next())
@@ -95,7 +105,10 @@ fn parse_shape(header: &str) -> Result<Vec<usize>> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| Error::Npy(format!("bad dimension {s:?}"))))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| Error::Npy(format!("bad dimension {s:?}")))
+        })
         .collect()
 }
 
@@ -110,7 +123,7 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
     // Magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
@@ -128,9 +141,10 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
 /// an interrupted run never leaves a truncated output.
 pub fn write_atomic(tensor: &Tensor, path: &Path) -> Result<()> {
     let tmp = temp_sibling(path);
-    let written = tensor.write_npy(&tmp).map_err(Error::from).and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(Error::from)
-    });
+    let written = tensor
+        .write_npy(&tmp)
+        .map_err(Error::from)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(Error::from));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -139,7 +153,10 @@ pub fn write_atomic(tensor: &Tensor, path: &Path) -> Result<()> {
 
 /// `dir/.name.<pid>.tmp` beside `path`.
 pub fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -149,7 +166,7 @@ mod tests {
 
     fn npy(header: &str, body: &[u8]) -> Vec<u8> {
         let mut h = header.to_string();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');
@@ -163,21 +180,38 @@ mod tests {
 
     #[test]
     fn reads_f32_and_f64() {
-        let body: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let a = parse(&npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }", &body)).unwrap();
+        let body: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let a = parse(&npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }",
+            &body,
+        ))
+        .unwrap();
         assert_eq!(a.shape, [1, 2]);
         assert_eq!(a.data, [1.5, -2.0]);
         let body: Vec<u8> = [0.25f64].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let a = parse(&npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", &body)).unwrap();
+        let a = parse(&npy(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }",
+            &body,
+        ))
+        .unwrap();
         assert_eq!(a.data, [0.25]);
     }
 
     #[test]
     fn rejects_lying_shapes_and_junk() {
-        let e = parse(&npy("{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 768), }", &[0; 8]));
+        let e = parse(&npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 768), }",
+            &[0; 8],
+        ));
         assert!(e.unwrap_err().to_string().contains("needs"));
         assert!(parse(b"not an npy file").is_err());
-        let e = parse(&npy("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", &[0; 8]));
+        let e = parse(&npy(
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }",
+            &[0; 8],
+        ));
         assert!(e.unwrap_err().to_string().contains("<i8"));
     }
 }

@@ -23,7 +23,10 @@ pub struct Segments {
 impl Segments {
     /// Plans the segments of a sequence of `len` ≥ 1 items with segment length `max` ≥ 1.
     pub fn plan(len: usize, max: usize) -> Self {
-        assert!(len > 0 && max > 0, "segmenting needs items and a positive length");
+        assert!(
+            len > 0 && max > 0,
+            "segmenting needs items and a positive length"
+        );
         let count = len.div_ceil(max);
         let mut starts: Vec<usize> = (0..count).map(|i| i * max).collect();
         if let Some(last) = starts.last_mut() {
@@ -36,7 +39,11 @@ impl Segments {
         }
         let length = len.min(max);
         // Python's `x[-(len % L):]`: `x[-0:]` is the whole segment.
-        let last_rows = if remainder == 0 { length } else { remainder.min(length) };
+        let last_rows = if remainder == 0 {
+            length
+        } else {
+            remainder.min(length)
+        };
         Self {
             starts,
             length,
@@ -53,13 +60,19 @@ mod tests {
     #[test]
     fn shorter_than_one_segment() {
         let s = Segments::plan(5, 8);
-        assert_eq!((s.starts, s.length, s.weights, s.last_rows), (vec![0], 5, vec![5], 5));
+        assert_eq!(
+            (s.starts, s.length, s.weights, s.last_rows),
+            (vec![0], 5, vec![5], 5)
+        );
     }
 
     #[test]
     fn exact_multiple() {
         let s = Segments::plan(16, 8);
-        assert_eq!((s.starts, s.length, s.weights, s.last_rows), (vec![0, 8], 8, vec![8, 8], 8));
+        assert_eq!(
+            (s.starts, s.length, s.weights, s.last_rows),
+            (vec![0, 8], 8, vec![8, 8], 8)
+        );
     }
 
     #[test]

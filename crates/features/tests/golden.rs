@@ -4,6 +4,8 @@
 //! `code/extract_clamp3.py` (see `fixtures/golden/README.md`): token ids and patches must match
 //! exactly, global and local features within `TOLERANCE`.
 
+#![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
+
 use candle_core::{Device, Tensor};
 use clamp3_features::{embed, input, text, ModelInput, Pooling};
 use clamp3_models::{Clamp3Model, Config};
@@ -47,11 +49,18 @@ fn output(case: &Case, name: &str) -> Tensor {
 
 fn max_abs_diff(ours: &[f32], want: &[f32]) -> f32 {
     assert_eq!(ours.len(), want.len());
-    ours.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    ours.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Checks global and local features of every case of a modality; returns how many were checked.
-fn check_features(model: &Clamp3Model, modality: &str, read: impl Fn(&Case) -> ModelInput) -> usize {
+fn check_features(
+    model: &Clamp3Model,
+    modality: &str,
+    read: impl Fn(&Case) -> ModelInput,
+) -> usize {
     let cases = cases(modality);
     let mut failures = Vec::new();
     for case in &cases {
@@ -60,7 +69,12 @@ fn check_features(model: &Clamp3Model, modality: &str, read: impl Fn(&Case) -> M
             let want = output(case, name);
             let ours = embed(model, &input, pooling).unwrap();
             if ours.shape != want.dims() {
-                failures.push(format!("{} {name}: shape {:?} != {:?}", case.id, ours.shape, want.dims()));
+                failures.push(format!(
+                    "{} {name}: shape {:?} != {:?}",
+                    case.id,
+                    ours.shape,
+                    want.dims()
+                ));
                 continue;
             }
             let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -80,7 +94,8 @@ fn text_ids_match_reference() {
     let cases = cases("text");
     assert_eq!(cases.len(), 18);
     for case in &cases {
-        let ids = text::token_ids(&tokenizer, &std::fs::read_to_string(&case.input).unwrap()).unwrap();
+        let ids =
+            text::token_ids(&tokenizer, &std::fs::read_to_string(&case.input).unwrap()).unwrap();
         let want: Vec<u32> = output(case, "ids")
             .to_vec1::<i64>()
             .unwrap()
@@ -95,7 +110,9 @@ fn text_ids_match_reference() {
 fn text_features_match_reference() {
     let model = model();
     let tokenizer = text::load_tokenizer(&golden().join("tokenizer.json")).unwrap();
-    let n = check_features(&model, "text", |case| input::read_input(&case.input, Some(&tokenizer)).unwrap());
+    let n = check_features(&model, "text", |case| {
+        input::read_input(&case.input, Some(&tokenizer)).unwrap()
+    });
     assert_eq!(n, 18);
 }
 
@@ -108,7 +125,10 @@ fn symbolic_patches_match_reference() {
             panic!("{}: not patches", case.id)
         };
         let want = output(case, "patches").to_vec2::<i64>().unwrap();
-        let ours: Vec<Vec<i64>> = patches.iter().map(|p| p.iter().map(|&v| i64::from(v)).collect()).collect();
+        let ours: Vec<Vec<i64>> = patches
+            .iter()
+            .map(|p| p.iter().map(|&v| i64::from(v)).collect())
+            .collect();
         assert_eq!(ours, want, "{}", case.id);
     }
 }
@@ -116,13 +136,17 @@ fn symbolic_patches_match_reference() {
 #[test]
 fn symbolic_features_match_reference() {
     let model = model();
-    let n = check_features(&model, "symbolic", |case| input::read_input(&case.input, None).unwrap());
+    let n = check_features(&model, "symbolic", |case| {
+        input::read_input(&case.input, None).unwrap()
+    });
     assert_eq!(n, 8);
 }
 
 #[test]
 fn audio_features_match_reference() {
     let model = model();
-    let n = check_features(&model, "audio_features", |case| input::read_input(&case.input, None).unwrap());
+    let n = check_features(&model, "audio_features", |case| {
+        input::read_input(&case.input, None).unwrap()
+    });
     assert_eq!(n, 5);
 }

@@ -5,6 +5,8 @@
 //! (`tools/golden/make_other_config.py`). Nothing in the model or the segmentation may depend on
 //! the golden sizes.
 
+#![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
+
 use candle_core::{Device, Tensor};
 use clamp3_features::{embed, input, text, Pooling};
 use clamp3_models::{Clamp3Model, Config};
@@ -20,7 +22,8 @@ fn fixtures() -> PathBuf {
 fn features_match_independent_reference() {
     let dir = fixtures().join("other_config");
     let config = Config::from_file(&dir.join("config.json")).unwrap();
-    let model = Clamp3Model::from_file(&dir.join("weights.safetensors"), &config, &Device::Cpu).unwrap();
+    let model =
+        Clamp3Model::from_file(&dir.join("weights.safetensors"), &config, &Device::Cpu).unwrap();
     let tokenizer = text::load_tokenizer(&fixtures().join("golden/tokenizer.json")).unwrap();
     let manifest: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
@@ -40,7 +43,12 @@ fn features_match_independent_reference() {
             let ours = embed(&model, &input, pooling).unwrap();
             assert_eq!(ours.shape, want.dims(), "{rel} {kind}");
             let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let diff = ours.data.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let diff = ours
+                .data
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             if diff > TOLERANCE {
                 failures.push(format!("{rel} {kind}: {diff:e}"));
             }
@@ -57,5 +65,8 @@ fn wrong_sizes_name_the_tensor() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("clamp3.pth") && err.contains("text_model"), "{err}");
+    assert!(
+        err.contains("clamp3.pth") && err.contains("text_model"),
+        "{err}"
+    );
 }

@@ -3,6 +3,8 @@
 //! `shared/golden/tokenizer/cases.jsonl` (lines de-duplicated keeping the first occurrence,
 //! empty lines dropped, joined with `</s>`, `<s> … </s>` added).
 
+#![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
+
 use clamp3_features::text;
 use std::io::Read;
 use std::path::Path;
