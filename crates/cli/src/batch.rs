@@ -71,7 +71,8 @@ pub fn mirrored_path(root: &Path, file: &Path, out_dir: &Path) -> PathBuf {
 /// Writes `bytes` to `path` through a temporary sibling and a rename, creating folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let tmp = clamp3_features::npy::temp_sibling(path);
     let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
@@ -147,7 +148,10 @@ impl Report {
     pub fn finish(&self, verb: &str, unsupported: &[PathBuf]) -> ExitCode {
         let mut line = format!("{verb} {} file{}", self.done, plural(self.done));
         if self.skipped > 0 {
-            line += &format!(", skipped {} with existing output (--force redoes them)", self.skipped);
+            line += &format!(
+                ", skipped {} with existing output (--force redoes them)",
+                self.skipped
+            );
         }
         if !unsupported.is_empty() {
             line += &format!(", ignored {} of unsupported type", unsupported.len());

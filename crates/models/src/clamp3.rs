@@ -91,15 +91,7 @@ impl Clamp3Model {
 
     /// Loads a weight file (official `.pth` or `.safetensors`) onto `device`.
     pub fn from_file(path: &Path, cfg: &Config, device: &Device) -> crate::Result<Self> {
-        cfg.validate().map_err(|message| crate::Error::Config {
-            path: path.to_path_buf(),
-            message,
-        })?;
-        let vb = crate::weights::var_builder(path, device)?;
-        Self::load(vb, cfg).map_err(|source| crate::Error::Weights {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::weights::load_model(path, device, cfg.validate(), |vb| Self::load(vb, cfg))
     }
 
     /// The configuration the model was built with.

@@ -93,6 +93,21 @@ pub fn var_builder(path: &Path, device: &Device) -> Result<VarBuilder<'static>> 
     }
 }
 
+/// Builds a model from a weight file: `config_check` is the configuration's validation result,
+/// reported against `path`, and every loading error names `path` and the offending tensor.
+pub fn load_model<M>(
+    path: &Path,
+    device: &Device,
+    config_check: std::result::Result<(), String>,
+    build: impl FnOnce(VarBuilder<'static>) -> candle_core::Result<M>,
+) -> Result<M> {
+    config_check.map_err(|message| Error::Config {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    build(var_builder(path, device)?).map_err(weights_error(path))
+}
+
 #[allow(unsafe_code)]
 fn mmap_safetensors(path: &Path, device: &Device) -> Result<VarBuilder<'static>> {
     // SAFETY: the file is mapped read-only; like every memory-mapped weight loader we rely on it

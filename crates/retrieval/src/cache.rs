@@ -84,7 +84,11 @@ impl Cache {
     /// `$CLAMP3_CACHE`, else `$XDG_CACHE_HOME/clamp3`, else `~/.cache/clamp3` (on Windows
     /// `%LOCALAPPDATA%\clamp3`); `None` when no home folder is known.
     pub fn default_dir() -> Option<PathBuf> {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         if let Some(dir) = var(ENV_DIR) {
             return Some(dir);
         }
@@ -162,7 +166,10 @@ impl Cache {
             let path = entry.path();
             // Only our own folders (`v1`, `v2`, …): a cache pointed at a shared folder by mistake
             // loses nothing else.
-            let ours = name.to_string_lossy().strip_prefix('v').is_some_and(|n| n.parse::<u32>().is_ok());
+            let ours = name
+                .to_string_lossy()
+                .strip_prefix('v')
+                .is_some_and(|n| n.parse::<u32>().is_ok());
             if ours && path.is_dir() {
                 std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
             }

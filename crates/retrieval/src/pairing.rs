@@ -16,9 +16,16 @@ use std::path::Path;
 pub fn pair_key(relative: &Path) -> String {
     let mut parts: Vec<String> = relative
         .parent()
-        .map(|p| p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect())
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    let name = relative.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = relative
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     parts.push(name.split('.').next().unwrap_or_default().to_string());
     parts.join("/")
 }
@@ -136,7 +143,9 @@ pub fn score_pairwise(
 /// Group mode: the cosine of the mean query vector and the mean reference vector.
 pub fn score_group(queries: &[Vec<f32>], references: &[Vec<f32>]) -> Result<f32> {
     if queries.is_empty() || references.is_empty() {
-        return Err(Error::Empty("group scoring needs at least one query and one reference"));
+        return Err(Error::Empty(
+            "group scoring needs at least one query and one reference",
+        ));
     }
     for v in queries.iter().chain(references) {
         check_width(queries[0].len(), v.len())?;
@@ -193,8 +202,11 @@ pub fn eval(pairing: &Pairing, queries: &[Vec<f32>], references: &[Vec<f32>]) ->
     if pairing.pairs.is_empty() {
         return Err(Error::Empty("no query has a reference with the same name"));
     }
-    let candidates: Vec<Vec<f32>> =
-        pairing.pairs.iter().map(|p| references[p.reference].clone()).collect();
+    let candidates: Vec<Vec<f32>> = pairing
+        .pairs
+        .iter()
+        .map(|p| references[p.reference].clone())
+        .collect();
     let width = candidates[0].len();
     for c in &candidates {
         check_width(width, c.len())?;
@@ -256,14 +268,27 @@ mod tests {
 
     #[test]
     fn pairing_groups_queries_and_lists_unmatched() {
-        let q = paths(&["zh/sample1.1.wav", "zh/sample1.2.wav", "en/a.txt", "lonely.txt"]);
+        let q = paths(&[
+            "zh/sample1.1.wav",
+            "zh/sample1.2.wav",
+            "en/a.txt",
+            "lonely.txt",
+        ]);
         let r = paths(&["en/a.abc", "en/a.mid", "zh/sample1.txt", "orphan.abc"]);
         let p = pair(&q, &r);
         assert_eq!(
             p.pairs,
             vec![
-                Pair { key: "en/a".into(), queries: vec![2], reference: 0 },
-                Pair { key: "zh/sample1".into(), queries: vec![0, 1], reference: 2 },
+                Pair {
+                    key: "en/a".into(),
+                    queries: vec![2],
+                    reference: 0
+                },
+                Pair {
+                    key: "zh/sample1".into(),
+                    queries: vec![0, 1],
+                    reference: 2
+                },
             ]
         );
         assert_eq!(p.unmatched_queries, vec![3]);
@@ -287,8 +312,16 @@ mod tests {
         let q = paths(&["a.txt", "b.txt", "c.txt"]);
         let r = paths(&["a.abc", "b.abc", "c.abc"]);
         let p = pair(&q, &r);
-        let refs = vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0]];
-        let queries = vec![vec![1.0, 0.1, 0.0], vec![0.0, 0.5, 1.0], vec![0.0, 0.0, 1.0]];
+        let refs = vec![
+            vec![1.0, 0.0, 0.0],
+            vec![0.0, 1.0, 0.0],
+            vec![0.0, 0.0, 1.0],
+        ];
+        let queries = vec![
+            vec![1.0, 0.1, 0.0],
+            vec![0.0, 0.5, 1.0],
+            vec![0.0, 0.0, 1.0],
+        ];
         let m = eval(&p, &queries, &refs).unwrap();
         assert_eq!(m.queries, 3);
         assert_eq!(m.references, 3);

@@ -19,7 +19,12 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// `v / |v|` (a zero vector stays zero).
 pub fn normalized(v: &[f32]) -> Vec<f32> {
-    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt().max(EPS);
+    let norm = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt()
+        .max(EPS);
     v.iter().map(|&x| (f64::from(x) / norm) as f32).collect()
 }
 
@@ -34,7 +39,9 @@ pub fn mean(vectors: &[Vec<f32>]) -> Vec<f32> {
             *s += f64::from(x);
         }
     }
-    sum.iter().map(|s| (s / vectors.len() as f64) as f32).collect()
+    sum.iter()
+        .map(|s| (s / vectors.len() as f64) as f32)
+        .collect()
 }
 
 /// The cosine of `query` to every reference: one pass over the normalised matrix.
@@ -85,7 +92,12 @@ mod tests {
 
     #[test]
     fn search_orders_by_similarity_and_keeps_ties_in_order() {
-        let refs = vec![vec![0.0, 1.0], vec![1.0, 0.0], vec![2.0, 0.0], vec![1.0, 1.0]];
+        let refs = vec![
+            vec![0.0, 1.0],
+            vec![1.0, 0.0],
+            vec![2.0, 0.0],
+            vec![1.0, 1.0],
+        ];
         let hits = search(&[1.0, 0.0], &refs, 10);
         let order: Vec<usize> = hits.iter().map(|h| h.index).collect();
         assert_eq!(order, vec![1, 2, 3, 0]);

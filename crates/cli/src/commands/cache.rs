@@ -5,10 +5,10 @@ use crate::args::{ModelArgs, VariantArg};
 use crate::batch::{self, Outcome, Report};
 use crate::model::{self, Loaded};
 use anyhow::{anyhow, Context};
-use clap::{Args, Subcommand};
 use clamp3_features::input::read_input_with;
 use clamp3_features::{embed, FileKind, ModelInput, Pooling};
 use clamp3_retrieval::cache::{file_identity, Cache, Key};
+use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,14 +56,20 @@ pub fn run(command: CacheCommand) -> anyhow::Result<ExitCode> {
         }
         CacheCommand::Clear => {
             let usage = cache.clear()?;
-            println!("removed {} vectors ({} bytes) from {}", usage.entries, usage.bytes, cache.dir().display());
+            println!(
+                "removed {} vectors ({} bytes) from {}",
+                usage.entries,
+                usage.bytes,
+                cache.dir().display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn cache_dir() -> anyhow::Result<PathBuf> {
-    Cache::default_dir().ok_or_else(|| anyhow!("no cache folder: set CLAMP3_CACHE (no home folder is known)"))
+    Cache::default_dir()
+        .ok_or_else(|| anyhow!("no cache folder: set CLAMP3_CACHE (no home folder is known)"))
 }
 
 /// Global vectors for files and literal texts, through the cache, loading the model lazily.
@@ -79,12 +85,20 @@ pub struct Embedder<'a> {
 impl<'a> Embedder<'a> {
     /// An embedder for the model the arguments name.
     pub fn new(args: &'a ModelArgs, cache_args: &CacheArgs) -> anyhow::Result<Self> {
-        let cache = if cache_args.no_cache { None } else { Some(Cache::new(cache_dir()?)) };
+        let cache = if cache_args.no_cache {
+            None
+        } else {
+            Some(Cache::new(cache_dir()?))
+        };
         Ok(Embedder {
             args,
             loaded: OnceLock::new(),
             cache,
-            context: if cache_args.no_cache { String::new() } else { context(args)? },
+            context: if cache_args.no_cache {
+                String::new()
+            } else {
+                context(args)?
+            },
             computed: AtomicUsize::new(0),
             reused: AtomicUsize::new(0),
         })
@@ -104,7 +118,10 @@ impl<'a> Embedder<'a> {
         content: &[u8],
         compute: impl FnOnce(&Loaded) -> anyhow::Result<ModelInput>,
     ) -> anyhow::Result<Vec<f32>> {
-        let key = self.cache.as_ref().map(|_| Key::new(&format!("{}|{kind:?}", self.context), content));
+        let key = self
+            .cache
+            .as_ref()
+            .map(|_| Key::new(&format!("{}|{kind:?}", self.context), content));
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
             if let Some(vector) = cache.get(key) {
                 self.reused.fetch_add(1, Ordering::Relaxed);
@@ -116,7 +133,9 @@ impl<'a> Embedder<'a> {
         let vector = embed(&loaded.model, &input, Pooling::Global)?.data;
         self.computed.fetch_add(1, Ordering::Relaxed);
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
-            cache.put(key, &vector).context("writing the feature cache")?;
+            cache
+                .put(key, &vector)
+                .context("writing the feature cache")?;
         }
         Ok(vector)
     }
@@ -126,8 +145,16 @@ impl<'a> Embedder<'a> {
         let kind = FileKind::of(path).ok_or_else(|| anyhow!("unsupported file type"))?;
         let content = std::fs::read(path)?;
         self.cached(kind, &content, |loaded| {
-            let tokenizer = if kind == FileKind::Text { Some(loaded.tokenizer()?) } else { None };
-            let mert = if kind == FileKind::Audio { Some(loaded.mert()?) } else { None };
+            let tokenizer = if kind == FileKind::Text {
+                Some(loaded.tokenizer()?)
+            } else {
+                None
+            };
+            let mert = if kind == FileKind::Audio {
+                Some(loaded.mert()?)
+            } else {
+                None
+            };
             Ok(read_input_with(path, tokenizer, mert)?)
         })
     }
@@ -135,7 +162,10 @@ impl<'a> Embedder<'a> {
     /// The global vector of a literal text, as a `.txt` file holding it would give.
     pub fn text(&self, text: &str) -> anyhow::Result<Vec<f32>> {
         self.cached(FileKind::Text, text.as_bytes(), |loaded| {
-            Ok(ModelInput::TokenIds(clamp3_features::text::token_ids(loaded.tokenizer()?, text)?))
+            Ok(ModelInput::TokenIds(clamp3_features::text::token_ids(
+                loaded.tokenizer()?,
+                text,
+            )?))
         })
     }
 
@@ -143,8 +173,11 @@ impl<'a> Embedder<'a> {
     /// report), with a progress bar.
     pub fn files(&self, files: &[PathBuf]) -> (Vec<Option<Vec<f32>>>, Report) {
         let slots: Vec<Mutex<Option<Vec<f32>>>> = files.iter().map(|_| Mutex::new(None)).collect();
-        let index: std::collections::HashMap<&Path, usize> =
-            files.iter().enumerate().map(|(i, f)| (f.as_path(), i)).collect();
+        let index: std::collections::HashMap<&Path, usize> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.as_path(), i))
+            .collect();
         let report = batch::run(files, true, "embedding", |file| {
             let vector = self.file(file)?;
             if let Some(slot) = index.get(file).and_then(|&i| slots.get(i)) {
@@ -152,7 +185,10 @@ impl<'a> Embedder<'a> {
             }
             Ok(Outcome::Done)
         });
-        let vectors = slots.into_iter().map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner())).collect();
+        let vectors = slots
+            .into_iter()
+            .map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect();
         (vectors, report)
     }
 
@@ -162,7 +198,10 @@ impl<'a> Embedder<'a> {
     pub fn summary(&self, report: &Report, unsupported: &[PathBuf]) -> bool {
         let computed = self.computed.load(Ordering::Relaxed);
         let reused = self.reused.load(Ordering::Relaxed);
-        let mut line = format!("embedded {computed} file{}, {reused} from the cache", plural(computed));
+        let mut line = format!(
+            "embedded {computed} file{}, {reused} from the cache",
+            plural(computed)
+        );
         if !unsupported.is_empty() {
             line += &format!(", ignored {} of unsupported type", unsupported.len());
         }
@@ -207,17 +246,21 @@ fn context(args: &ModelArgs) -> anyhow::Result<String> {
     )?;
     let config = match &args.config {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             blake3::hash(&bytes).to_hex().to_string()
         }
         None => "default".to_string(),
     };
     let tokenizer = identity(&args.tokenizer, "hub")?;
     let mert = match &args.mert {
-        Some(dir) => identity(&Some(dir.join("config.json")), "hub").unwrap_or_else(|_| dir.display().to_string()),
+        Some(dir) => identity(&Some(dir.join("config.json")), "hub")
+            .unwrap_or_else(|_| dir.display().to_string()),
         None => "hub".to_string(),
     };
-    Ok(format!("weights={weights}|config={config}|tokenizer={tokenizer}|mert={mert}|pooling=global"))
+    Ok(format!(
+        "weights={weights}|config={config}|tokenizer={tokenizer}|mert={mert}|pooling=global"
+    ))
 }
 
 /// Files under `input` (or `input` itself) that some encoder reads.

@@ -4,8 +4,8 @@
 use super::cache::{collect, CacheArgs, Embedder};
 use crate::args::ModelArgs;
 use anyhow::{bail, Context};
-use clap::Args;
 use clamp3_retrieval::classify::{classify, prompt, DEFAULT_TEMPLATE};
+use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -45,7 +45,12 @@ fn labels(args: &ClassifyArgs) -> anyhow::Result<Vec<String>> {
             .filter(|l| !l.is_empty())
             .map(String::from)
             .collect(),
-        None => args.labels.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
+        None => args
+            .labels
+            .iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
     };
     if labels.is_empty() {
         bail!("no labels: give --labels a,b,c or --labels-file FILE");
@@ -69,7 +74,11 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
     let embedder = Embedder::new(&args.model, &args.cache)?;
     let label_vectors = labels
         .iter()
-        .map(|l| embedder.text(&prompt(&args.template, l)).with_context(|| format!("embedding label {l:?}")))
+        .map(|l| {
+            embedder
+                .text(&prompt(&args.template, l))
+                .with_context(|| format!("embedding label {l:?}"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (vectors, report) = embedder.files(&files);
     let ok = embedder.summary(&report, &unsupported);
@@ -81,12 +90,21 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|h| serde_json::json!({"label": labels[h.index], "similarity": h.similarity}))
                 .collect();
-            println!("{}", serde_json::json!({"file": file.display().to_string(), "labels": ranked}));
+            println!(
+                "{}",
+                serde_json::json!({"file": file.display().to_string(), "labels": ranked})
+            );
         } else {
-            let ranked: Vec<String> =
-                hits.iter().map(|h| format!("{} {:.4}", labels[h.index], h.similarity)).collect();
+            let ranked: Vec<String> = hits
+                .iter()
+                .map(|h| format!("{} {:.4}", labels[h.index], h.similarity))
+                .collect();
             println!("{}\t{}", file.display(), ranked.join("\t"));
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

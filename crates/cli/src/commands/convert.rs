@@ -58,7 +58,10 @@ fn audio2mert(
         |root, file| batch::output_path(root, file, &io.output_dir, "npy"),
         |file| {
             let features = clamp3_features::audio::mert_features(&model, file)?;
-            Ok(clamp3_features::npy::encode_f32(&features.shape, &features.data))
+            Ok(clamp3_features::npy::encode_f32(
+                &features.shape,
+                &features.data,
+            ))
         },
     )
 }
@@ -84,7 +87,10 @@ fn has_extension(path: &Path, extensions: &[&str]) -> bool {
 fn read_text(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!("not valid UTF-8 text (byte {})", e.utf8_error().valid_up_to())
+        anyhow::anyhow!(
+            "not valid UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        )
     })
 }
 

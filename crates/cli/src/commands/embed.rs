@@ -23,7 +23,11 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         .collect();
     refuse_colliding_outputs(&inputs.files, &outputs)?;
     let loaded = model::load(&args.model)?;
-    let pooling = if args.local { Pooling::Local } else { Pooling::Global };
+    let pooling = if args.local {
+        Pooling::Local
+    } else {
+        Pooling::Global
+    };
     let output_of: HashMap<_, _> = inputs.files.iter().zip(&outputs).collect();
     let report = batch::run(&inputs.files, true, "embedding", |file| {
         let out = output_of[&file.to_path_buf()];
@@ -42,7 +46,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         let input = read_input_with(file, tokenizer, mert)?;
         let embedding = embed(&loaded.model, &input, pooling)?;
         if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         npy::write_atomic(&embedding.to_tensor()?, out)?;
         Ok(Outcome::Done)
@@ -51,12 +56,20 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `a.txt` and `a.abc` in one folder would both write `a.npy`; say so before doing any work.
-fn refuse_colliding_outputs(files: &[std::path::PathBuf], outputs: &[std::path::PathBuf]) -> anyhow::Result<()> {
+fn refuse_colliding_outputs(
+    files: &[std::path::PathBuf],
+    outputs: &[std::path::PathBuf],
+) -> anyhow::Result<()> {
     let mut seen: HashMap<&std::path::PathBuf, &std::path::PathBuf> = HashMap::new();
     let mut clashes = Vec::new();
     for (file, out) in files.iter().zip(outputs) {
         if let Some(other) = seen.insert(out, file) {
-            clashes.push(format!("{} and {} → {}", other.display(), file.display(), out.display()));
+            clashes.push(format!(
+                "{} and {} → {}",
+                other.display(),
+                file.display(),
+                out.display()
+            ));
         }
     }
     if !clashes.is_empty() {

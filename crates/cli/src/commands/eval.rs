@@ -6,9 +6,9 @@ use super::score::{embed_dir, unmatched_lines};
 use crate::args::ModelArgs;
 use crate::batch::write_atomic;
 use anyhow::bail;
-use clap::Args;
 use clamp3_retrieval::pairing::{eval, pair};
 use clamp3_retrieval::similarity::round4;
+use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,12 +38,18 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let (queries, ok_q) = embed_dir(&embedder, &args.query_dir)?;
     let (references, ok_r) = embed_dir(&embedder, &args.ref_dir)?;
     if !(ok_q && ok_r) {
-        bail!("some files could not be embedded (listed above); metrics would be wrong without them");
+        bail!(
+            "some files could not be embedded (listed above); metrics would be wrong without them"
+        );
     }
     let pairing = pair(&queries.relative, &references.relative);
     let unmatched = unmatched_lines(&pairing, &queries, &references);
     if !unmatched.is_empty() {
-        bail!("{} unmatched query or reference files:\n  {}", unmatched.len(), unmatched.join("\n  "));
+        bail!(
+            "{} unmatched query or reference files:\n  {}",
+            unmatched.len(),
+            unmatched.join("\n  ")
+        );
     }
     let metrics = eval(&pairing, &queries.vectors, &references.vectors)?;
     let mut jsonl = String::new();
@@ -69,7 +75,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{value}");
     } else {
-        println!("There are {} common keys between query and reference features.", pairing.pairs.len());
+        println!(
+            "There are {} common keys between query and reference features.",
+            pairing.pairs.len()
+        );
         println!("Total query features: {}", metrics.queries);
         println!("Total reference features: {}", metrics.references);
         println!("MRR: {}", round4(metrics.mrr));

@@ -14,8 +14,8 @@ pub fn run(command: InspectCommand) -> anyhow::Result<ExitCode> {
                 bail!("{}: token ids are for .txt files", file.display());
             }
             let tokenizer = model::load_tokenizer(tokenizer)?;
-            let ModelInput::TokenIds(ids) = read_input(&file, Some(&tokenizer))
-                .map_err(|e| e.with_path(&file))?
+            let ModelInput::TokenIds(ids) =
+                read_input(&file, Some(&tokenizer)).map_err(|e| e.with_path(&file))?
             else {
                 bail!("{}: not a text file", file.display());
             };

@@ -6,9 +6,9 @@ use super::cache::{collect, relative, CacheArgs, Embedder};
 use crate::args::ModelArgs;
 use crate::batch::write_atomic;
 use anyhow::bail;
-use clap::Args;
 use clamp3_retrieval::pairing::{pair, score_group, score_pairwise, Pairing};
 use clamp3_retrieval::similarity::round4;
+use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -56,7 +56,11 @@ pub fn embed_dir(embedder: &Embedder, dir: &Path) -> anyhow::Result<(Side, bool)
     }
     let (vectors, report) = embedder.files(&inputs.files);
     let ok = embedder.summary(&report, &inputs.unsupported);
-    let mut side = Side { files: Vec::new(), relative: Vec::new(), vectors: Vec::new() };
+    let mut side = Side {
+        files: Vec::new(),
+        relative: Vec::new(),
+        vectors: Vec::new(),
+    };
     for (file, vector) in inputs.files.iter().zip(vectors) {
         if let Some(vector) = vector {
             side.relative.push(relative(&inputs.root, file));
@@ -69,7 +73,10 @@ pub fn embed_dir(embedder: &Embedder, dir: &Path) -> anyhow::Result<(Side, bool)
 
 /// The unmatched files, one `unmatched query: …` / `unmatched reference: …` line each.
 pub fn unmatched_lines(pairing: &Pairing, queries: &Side, references: &Side) -> Vec<String> {
-    let q = pairing.unmatched_queries.iter().map(|&i| format!("unmatched query: {}", queries.files[i].display()));
+    let q = pairing
+        .unmatched_queries
+        .iter()
+        .map(|&i| format!("unmatched query: {}", queries.files[i].display()));
     let r = pairing
         .unmatched_references
         .iter()
@@ -97,13 +104,21 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             println!("Total reference features: {}", references.vectors.len());
             println!("Group similarity: {}", round4(f64::from(similarity)));
         }
-        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     let pairing = pair(&queries.relative, &references.relative);
     let unmatched = unmatched_lines(&pairing, &queries, &references);
     if !unmatched.is_empty() {
         if args.strict {
-            bail!("{} unmatched files (--strict):\n  {}", unmatched.len(), unmatched.join("\n  "));
+            bail!(
+                "{} unmatched files (--strict):\n  {}",
+                unmatched.len(),
+                unmatched.join("\n  ")
+            );
         }
         eprintln!("{} unmatched files, skipped:", unmatched.len());
         for line in &unmatched {
@@ -132,11 +147,21 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{value}");
     } else {
-        println!("There are {} common keys between query and reference features.", pairing.pairs.len());
+        println!(
+            "There are {} common keys between query and reference features.",
+            pairing.pairs.len()
+        );
         println!("Total query features: {}", rows.len());
         println!("Total reference features: {}", references.vectors.len());
         println!("Avg. pairwise similarity: {}", round4(average));
-        println!("Pairwise similarity scores saved in '{}'.", args.output.display());
+        println!(
+            "Pairwise similarity scores saved in '{}'.",
+            args.output.display()
+        );
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

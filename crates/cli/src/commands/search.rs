@@ -4,8 +4,8 @@
 use super::cache::{collect, relative, CacheArgs, Embedder};
 use crate::args::ModelArgs;
 use anyhow::bail;
-use clap::Args;
 use clamp3_retrieval::similarity::search;
+use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -35,7 +35,10 @@ pub struct SearchArgs {
 pub fn display_name(root: &Path, file: &Path) -> String {
     let mut name = relative(root, file);
     name.set_extension("");
-    name.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    name.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 #[allow(clippy::print_stdout)]
@@ -44,7 +47,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         (Some(_), [dir]) => (None, dir),
         (None, [query, dir]) => (Some(query), dir),
         (Some(_), _) => bail!("with --text, give only the folder to search"),
-        (None, _) => bail!("give a query file and the folder to search (or --text \"…\" and the folder)"),
+        (None, _) => {
+            bail!("give a query file and the folder to search (or --text \"…\" and the folder)")
+        }
     };
     let inputs = collect(ref_dir)?;
     if inputs.files.is_empty() {
@@ -52,9 +57,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     }
     let embedder = Embedder::new(&args.model, &args.cache)?;
     let query_vector = match (query, &args.text) {
-        (Some(path), _) => {
-            embedder.file(path).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?
-        }
+        (Some(path), _) => embedder
+            .file(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?,
         (None, Some(text)) => embedder.text(text)?,
         (None, None) => bail!("no query"),
     };
@@ -88,10 +93,22 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{value}");
     } else {
-        println!("Top {} results among {} candidates:", hits.len(), references.len());
+        println!(
+            "Top {} results among {} candidates:",
+            hits.len(),
+            references.len()
+        );
         for h in &hits {
-            println!("{} {:.4}", display_name(&inputs.root, names[h.index]), h.similarity);
+            println!(
+                "{} {:.4}",
+                display_name(&inputs.root, names[h.index]),
+                h.similarity
+            );
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
