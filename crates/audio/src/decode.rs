@@ -6,7 +6,7 @@
 //! - integer PCM scaled to [-1, 1) by `2^(bits-1)` (16-bit / 32768, 24-bit / 2^23), float as stored;
 //! - MP3 with the LAME/Xing gapless header honoured: encoder delay plus the 529-sample decoder
 //!   delay trimmed at the start, the encoder padding at the end, exactly as FFmpeg's `mp3float`
-//!   does, so the decoded length equals the source length;
+//!   does, so the decoded length equals the error length;
 //! - Ogg Vorbis with the granule-position trimming of the container;
 //! - channels averaged in `f32` (sum in channel order, then divided by the channel count).
 //!
@@ -62,9 +62,9 @@ impl MonoDecoder {
             path: path.to_path_buf(),
             reason,
         };
-        let file = File::open(path).map_err(|source| Error::Io {
+        let file = File::open(path).map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
         let mut hint = Hint::new();
@@ -79,9 +79,9 @@ impl MonoDecoder {
                 MetadataOptions::default(),
             )
             .map_err(|e| match e {
-                SymphoniaError::IoError(source) => Error::Io {
+                SymphoniaError::IoError(error) => Error::Io {
                     path: path.to_path_buf(),
-                    source,
+                    error,
                 },
                 other => unsupported(format!("not a recognised audio container ({other})")),
             })?;
@@ -172,9 +172,9 @@ impl MonoDecoder {
 
     fn decode_error(&self, e: SymphoniaError) -> Error {
         match e {
-            SymphoniaError::IoError(source) => Error::Io {
+            SymphoniaError::IoError(error) => Error::Io {
                 path: self.path.clone(),
-                source,
+                error,
             },
             SymphoniaError::Unsupported(what) => Error::Unsupported {
                 path: self.path.clone(),

@@ -127,7 +127,13 @@ pub fn run(
         match outcome {
             Ok(Outcome::Done) => report.done += 1,
             Ok(Outcome::Skipped) => report.skipped += 1,
-            Err(err) => report.failures.push((file.clone(), format!("{err:#}"))),
+            Err(err) => {
+                // Library errors often name the file already; print it once.
+                let reason = format!("{err:#}");
+                let prefix = format!("{}: ", file.display());
+                let reason = reason.strip_prefix(&prefix).map_or(reason.clone(), str::to_string);
+                report.failures.push((file.clone(), reason));
+            }
         }
         bar.inc(1);
     };

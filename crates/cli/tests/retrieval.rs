@@ -4,6 +4,8 @@
 //! with these weights) or, for texts with no golden, from the features library called directly;
 //! cosines, ranks and metrics are recomputed here from those vectors.
 
+#![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -504,6 +506,15 @@ mod eval {
         assert_eq!(value["hit_10"], 1.0);
         assert_eq!(value["hit_100"], 1.0);
 
+        let text = std::fs::read_to_string(&out).unwrap();
+        // The reference's key order and `json.dumps` separators.
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.starts_with("{\"query\": \"")
+                && first.contains("\", \"reference\": \"")
+                && first.contains("\", \"rank\": "),
+            "{first}"
+        );
         let rows: Vec<serde_json::Value> = std::fs::read_to_string(&out)
             .unwrap()
             .lines()
@@ -618,4 +629,85 @@ mod classify {
             }
         }
     }
+}
+
+/// WikiMT (1010 lead sheets with descriptions and genres) end to end with the tiny weights:
+/// text → sheet `eval` over all pairs and zero-shot genre `classify`. The tiny weights are
+/// untrained, so the numbers are chance-level; the official weights reproduce the paper's MRR
+/// with the same commands. Needs the dataset (`$WIKIMT`, default
+/// `../shared/datasets/wikimt/wikimusictext.json` beside the repository):
+/// `cargo test -p clamp3 --test retrieval wikimt -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs the WikiMT dataset outside the repository"]
+fn wikimt_text_to_sheet_eval_and_zero_shot_genre() {
+    let json = std::env::var_os("WIKIMT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/datasets/wikimt/wikimusictext.json")
+        });
+    let items: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(items.len(), 1010);
+    let dir = tempfile::tempdir().unwrap();
+    let (text, music) = (dir.path().join("text"), dir.path().join("music"));
+    std::fs::create_dir_all(&text).unwrap();
+    std::fs::create_dir_all(&music).unwrap();
+    for (i, item) in items.iter().enumerate() {
+        std::fs::write(
+            text.join(format!("{i:04}.txt")),
+            item["text"].as_str().unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            music.join(format!("{i:04}.abc")),
+            item["music"].as_str().unwrap(),
+        )
+        .unwrap();
+    }
+    let cache = dir.path().join("cache");
+    let ranks = dir.path().join("ranks.jsonl");
+    let (code, stdout, stderr) = run(clamp3(&cache)
+        .arg("eval")
+        .arg(&text)
+        .arg(&music)
+        .arg("--json")
+        .arg("-o")
+        .arg(&ranks));
+    assert_eq!(code, Some(0), "{stderr}");
+    let metrics: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(metrics["queries"], 1010);
+    assert_eq!(metrics["references"], 1010);
+    let mrr = metrics["mrr"].as_f64().unwrap();
+    assert!(mrr > 0.0 && mrr <= 1.0);
+    assert_eq!(
+        std::fs::read_to_string(&ranks).unwrap().lines().count(),
+        1010
+    );
+    eprintln!("WikiMT text→sheet: {stdout}");
+
+    let genres = [
+        "Pop", "Jazz", "Country", "R&B", "Rock", "Folk", "Dance", "Latin",
+    ];
+    let (code, stdout, stderr) = run(clamp3(&cache)
+        .arg("classify")
+        .arg(&music)
+        .arg("--labels")
+        .arg(genres.join(","))
+        .arg("--json"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let predictions: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(predictions.len(), 1010);
+    let correct = predictions
+        .iter()
+        .zip(&items)
+        .filter(|(p, item)| p["labels"][0]["label"] == item["genre"])
+        .count();
+    eprintln!(
+        "WikiMT zero-shot genre accuracy: {:.4} ({correct}/1010)",
+        correct as f64 / 1010.0
+    );
 }

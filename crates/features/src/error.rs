@@ -10,12 +10,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An error while handling a particular file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     WithPath {
         /// The input file.
         path: PathBuf,
         /// What went wrong.
-        source: Box<Error>,
+        error: Box<Error>,
     },
     /// The file's extension names no supported modality.
     #[error("unsupported file type {0:?} (expected .txt, .abc, .mtf, .mid, .midi, .xml, .musicxml, .mxl, .npy, .wav, .mp3, .flac or .ogg)")]
@@ -62,7 +62,7 @@ impl Error {
             already @ Error::WithPath { .. } => already,
             other => Error::WithPath {
                 path: path.into(),
-                source: Box::new(other),
+                error: Box::new(other),
             },
         }
     }

@@ -10,12 +10,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An error that happened while handling a particular file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     WithPath {
         /// The file being handled.
         path: PathBuf,
         /// What went wrong.
-        source: Box<Error>,
+        error: Box<Error>,
     },
     /// An error located at a line of a text format (ABC, MTF); lines count from 1.
     #[error("line {line}: {message}")]
@@ -77,7 +77,7 @@ impl Error {
     pub fn with_path(self, path: impl Into<PathBuf>) -> Error {
         Error::WithPath {
             path: path.into(),
-            source: Box::new(self),
+            error: Box::new(self),
         }
     }
 }

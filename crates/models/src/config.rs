@@ -176,7 +176,7 @@ impl Config {
     pub fn from_file(path: &Path) -> crate::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Io {
             path: path.to_path_buf(),
-            source: e,
+            error: e,
         })?;
         let config: Config = serde_json::from_str(&text).map_err(|e| crate::Error::Config {
             path: path.to_path_buf(),

@@ -10,12 +10,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A configuration file is malformed or inconsistent.
     #[error("{}: invalid model configuration: {message}", path.display())]
@@ -26,12 +26,12 @@ pub enum Error {
         message: String,
     },
     /// A weight file could not be loaded or does not fit the configuration.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Weights {
         /// The weight file (or model folder).
         path: PathBuf,
         /// The underlying error, naming the missing or mis-shaped tensor.
-        source: candle_core::Error,
+        error: candle_core::Error,
     },
     /// An input does not fit the model (wrong width, empty, out of range).
     #[error("invalid model input: {0}")]

@@ -113,9 +113,9 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| crate::Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let config: Config =
             serde_json::from_str(&text).map_err(|e| config_error(e.to_string()))?;
@@ -605,7 +605,7 @@ impl Mert {
             .find(|p| p.is_file())
             .ok_or_else(|| crate::Error::Weights {
                 path: dir.to_path_buf(),
-                source: candle_core::Error::Msg(format!(
+                error: candle_core::Error::Msg(format!(
                     "no MERT weights found (looked for {})",
                     WEIGHT_FILES.join(", ")
                 )),

@@ -40,7 +40,7 @@ impl WeightFormat {
         } else {
             Err(Error::Weights {
                 path: path.to_path_buf(),
-                source: candle_core::Error::Msg(
+                error: candle_core::Error::Msg(
                     "not a PyTorch zip checkpoint nor a safetensors file".to_string(),
                 ),
             })
@@ -48,17 +48,17 @@ impl WeightFormat {
     }
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> Error {
+fn io_error(path: &Path, error: std::io::Error) -> Error {
     Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
 fn weights_error(path: &Path) -> impl Fn(candle_core::Error) -> Error + '_ {
-    move |source| Error::Weights {
+    move |error| Error::Weights {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -8,6 +8,7 @@
 
 use crate::similarity::{cosine, mean, similarities};
 use crate::{Error, Result};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -75,11 +76,11 @@ pub fn pair<P: AsRef<Path>>(queries: &[P], references: &[P]) -> Pairing {
     let mut reference_keys: BTreeMap<String, usize> = BTreeMap::new();
     let mut pairing = Pairing::default();
     for (i, r) in references.iter().enumerate() {
-        let key = pair_key(r.as_ref());
-        if reference_keys.contains_key(&key) {
-            pairing.duplicate_references.push(i);
-        } else {
-            reference_keys.insert(key, i);
+        match reference_keys.entry(pair_key(r.as_ref())) {
+            Entry::Occupied(_) => pairing.duplicate_references.push(i),
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
         }
     }
     for (key, qs) in &query_keys {

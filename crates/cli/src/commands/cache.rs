@@ -80,6 +80,8 @@ pub struct Embedder<'a> {
     context: String,
     computed: AtomicUsize,
     reused: AtomicUsize,
+    /// `(computed, reused)` at the last [`Embedder::summary`], which reports what came since.
+    reported: Mutex<(usize, usize)>,
 }
 
 impl<'a> Embedder<'a> {
@@ -101,6 +103,7 @@ impl<'a> Embedder<'a> {
             },
             computed: AtomicUsize::new(0),
             reused: AtomicUsize::new(0),
+            reported: Mutex::new((0, 0)),
         })
     }
 
@@ -192,12 +195,20 @@ impl<'a> Embedder<'a> {
         (vectors, report)
     }
 
-    /// Prints to stderr how many vectors were computed and reused, the unsupported files and the
-    /// failures; `true` when nothing failed.
+    /// Prints to stderr how many vectors were computed and reused since the last summary, the
+    /// unsupported files and the failures; `true` when nothing failed.
     #[allow(clippy::print_stderr)]
     pub fn summary(&self, report: &Report, unsupported: &[PathBuf]) -> bool {
-        let computed = self.computed.load(Ordering::Relaxed);
-        let reused = self.reused.load(Ordering::Relaxed);
+        let (computed, reused) = {
+            let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+            let now = (
+                self.computed.load(Ordering::Relaxed),
+                self.reused.load(Ordering::Relaxed),
+            );
+            let since = (now.0 - reported.0, now.1 - reported.1);
+            *reported = now;
+            since
+        };
         let mut line = format!(
             "embedded {computed} file{}, {reused} from the cache",
             plural(computed)

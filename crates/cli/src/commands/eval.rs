@@ -54,12 +54,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let metrics = eval(&pairing, &queries.vectors, &references.vectors)?;
     let mut jsonl = String::new();
     for row in &metrics.ranks {
-        let value = serde_json::json!({
-            "query": queries.files[row.query].display().to_string(),
-            "reference": references.files[row.reference].display().to_string(),
-            "rank": row.rank,
-        });
-        jsonl += &format!("{value}\n");
+        // Keys in the reference's order and with its `json.dumps` separators.
+        jsonl += &format!(
+            "{{\"query\": {}, \"reference\": {}, \"rank\": {}}}\n",
+            serde_json::to_string(&queries.files[row.query].display().to_string())?,
+            serde_json::to_string(&references.files[row.reference].display().to_string())?,
+            row.rank,
+        );
     }
     write_atomic(&args.output, jsonl.as_bytes())?;
     if args.json {

@@ -128,12 +128,13 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let (rows, average) = score_pairwise(&pairing, &queries.vectors, &references.vectors)?;
     let mut jsonl = String::new();
     for row in &rows {
-        let value = serde_json::json!({
-            "query": queries.files[row.query].display().to_string(),
-            "reference": references.files[row.reference].display().to_string(),
-            "similarity": row.similarity,
-        });
-        jsonl += &format!("{value}\n");
+        // Keys in the reference's order and with its `json.dumps` separators.
+        jsonl += &format!(
+            "{{\"query\": {}, \"reference\": {}, \"similarity\": {}}}\n",
+            serde_json::to_string(&queries.files[row.query].display().to_string())?,
+            serde_json::to_string(&references.files[row.reference].display().to_string())?,
+            serde_json::to_string(&f64::from(row.similarity))?,
+        );
     }
     write_atomic(&args.output, jsonl.as_bytes())?;
     if args.json {
