@@ -38,6 +38,9 @@ pub enum Command {
     /// The feature cache: where it is, how big, and clearing it.
     #[command(subcommand)]
     Cache(crate::commands::cache::CacheCommand),
+    /// Linear-probe classification: train on labelled files, predict new ones.
+    #[command(subcommand)]
+    Probe(crate::commands::probe::ProbeCommand),
 }
 
 /// Which CLaMP 3 checkpoint to download when no `--weights` is given.

@@ -131,7 +131,9 @@ pub fn run(
                 // Library errors often name the file already; print it once.
                 let reason = format!("{err:#}");
                 let prefix = format!("{}: ", file.display());
-                let reason = reason.strip_prefix(&prefix).map_or(reason.clone(), str::to_string);
+                let reason = reason
+                    .strip_prefix(&prefix)
+                    .map_or(reason.clone(), str::to_string);
                 report.failures.push((file.clone(), reason));
             }
         }

@@ -358,10 +358,25 @@ fn musicxml_embeds_like_its_reference_interleaved_abc() {
     // `bach__bwv66.6.interleaved.abc` is the reference's xml2abc + interleave output for the .mxl.
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let input = tempfile::tempdir().unwrap();
-    std::fs::copy(fixtures.join("bach__bwv66.6.mxl"), input.path().join("chorale.mxl")).unwrap();
-    std::fs::copy(fixtures.join("bach__bwv66.6.interleaved.abc"), input.path().join("reference.abc")).unwrap();
+    std::fs::copy(
+        fixtures.join("bach__bwv66.6.mxl"),
+        input.path().join("chorale.mxl"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures.join("bach__bwv66.6.interleaved.abc"),
+        input.path().join("reference.abc"),
+    )
+    .unwrap();
     let out = tempfile::tempdir().unwrap();
     let result = run(clamp3().arg("embed").arg(input.path()).arg(out.path()));
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    assert_eq!(read_npy(&out.path().join("chorale.npy")), read_npy(&out.path().join("reference.npy")));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(
+        read_npy(&out.path().join("chorale.npy")),
+        read_npy(&out.path().join("reference.npy"))
+    );
 }

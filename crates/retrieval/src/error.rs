@@ -25,6 +25,9 @@ pub enum Error {
     /// Nothing to compare.
     #[error("{0}")]
     Empty(&'static str),
+    /// A probe file or probe training problem.
+    #[error("linear probe: {0}")]
+    Probe(String),
     /// Files on one side have no partner on the other.
     #[error("{count} unmatched query or reference files")]
     Unmatched {

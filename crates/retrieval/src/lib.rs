@@ -9,6 +9,7 @@
 //!   dot; [`score`](pairing::score_pairwise) (`clamp3_score.py`) and [`eval`](pairing::eval)
 //!   (`clamp3_eval.py`, MRR and Hit@k with the reference's tie-breaking).
 //! - [`classify`]: zero-shot classification by cosine to label-text vectors.
+//! - [`probe`]: the reference's linear probe (`classification/`): train, evaluate, predict.
 //! - [`cache`]: the content-hashed feature [`Cache`](cache::Cache).
 //!
 //! ```
@@ -24,6 +25,7 @@ pub mod cache;
 pub mod classify;
 mod error;
 pub mod pairing;
+pub mod probe;
 pub mod similarity;
 
 pub use error::{Error, Result};

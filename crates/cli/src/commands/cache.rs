@@ -82,6 +82,8 @@ pub struct Embedder<'a> {
     reused: AtomicUsize,
     /// `(computed, reused)` at the last [`Embedder::summary`], which reports what came since.
     reported: Mutex<(usize, usize)>,
+    /// The first failure to write a cache entry, reported once by [`Embedder::summary`].
+    cache_error: Mutex<Option<String>>,
 }
 
 impl<'a> Embedder<'a> {
@@ -104,6 +106,7 @@ impl<'a> Embedder<'a> {
             computed: AtomicUsize::new(0),
             reused: AtomicUsize::new(0),
             reported: Mutex::new((0, 0)),
+            cache_error: Mutex::new(None),
         })
     }
 
@@ -136,9 +139,11 @@ impl<'a> Embedder<'a> {
         let vector = embed(&loaded.model, &input, Pooling::Global)?.data;
         self.computed.fetch_add(1, Ordering::Relaxed);
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
-            cache
-                .put(key, &vector)
-                .context("writing the feature cache")?;
+            // A cache that cannot be written (read-only, full) costs speed, not results.
+            if let Err(e) = cache.put(key, &vector) {
+                let mut first = self.cache_error.lock().unwrap_or_else(|e| e.into_inner());
+                first.get_or_insert_with(|| format!("{e}"));
+            }
         }
         Ok(vector)
     }
@@ -220,6 +225,14 @@ impl<'a> Embedder<'a> {
             line += &format!(", {} failed", report.failures.len());
         }
         eprintln!("{line}");
+        if let Some(e) = self
+            .cache_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            eprintln!("warning: could not write the feature cache ({e}); results are unaffected");
+        }
         for path in unsupported {
             eprintln!("  ignored (unsupported type): {}", path.display());
         }

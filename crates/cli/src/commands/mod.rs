@@ -9,6 +9,7 @@ pub mod convert;
 mod embed;
 pub mod eval;
 mod inspect;
+pub mod probe;
 pub mod score;
 pub mod search;
 mod weights;
@@ -25,5 +26,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Cache(command) => cache::run(command),
+        Command::Probe(command) => probe::run(command),
     }
 }

@@ -125,6 +125,8 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             eprintln!("  {line}");
         }
     }
+    // As the reference: references counted by key (one per key).
+    let unique_references = pairing.pairs.len() + pairing.unmatched_references.len();
     let (rows, average) = score_pairwise(&pairing, &queries.vectors, &references.vectors)?;
     let mut jsonl = String::new();
     for row in &rows {
@@ -141,7 +143,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         let value = serde_json::json!({
             "common_keys": pairing.pairs.len(),
             "queries": rows.len(),
-            "references": references.vectors.len(),
+            "references": unique_references,
             "average_similarity": average,
             "unmatched": unmatched,
             "output": args.output.display().to_string(),
@@ -153,7 +155,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             pairing.pairs.len()
         );
         println!("Total query features: {}", rows.len());
-        println!("Total reference features: {}", references.vectors.len());
+        println!("Total reference features: {}", unique_references);
         println!("Avg. pairwise similarity: {}", round4(average));
         println!(
             "Pairwise similarity scores saved in '{}'.",

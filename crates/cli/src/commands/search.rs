@@ -4,7 +4,7 @@
 use super::cache::{collect, relative, CacheArgs, Embedder};
 use crate::args::ModelArgs;
 use anyhow::bail;
-use clamp3_retrieval::similarity::search;
+use clamp3_retrieval::similarity::{round4, search};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -99,10 +99,11 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
             references.len()
         );
         for h in &hits {
+            // `round(x, 4)` as the reference prints it (`0.212`, not `0.2120`).
             println!(
-                "{} {:.4}",
+                "{} {}",
                 display_name(&inputs.root, names[h.index]),
-                h.similarity
+                round4(f64::from(h.similarity))
             );
         }
     }
