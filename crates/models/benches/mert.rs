@@ -111,6 +111,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         60.0 / secs,
         vm_hwm_mib()
     );
+    // CLaMP 3's audio side on those features: zero rows at both ends, the audio BERT (official
+    // sizes, random weights), mean pooling, projection, as `extract_clamp3.py` does for one segment.
+    let varmap = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &device);
+    let audio_model = clamp3_models::bert::BertModel::load(
+        vb.pp("audio_model"),
+        &clamp3_models::config::BertConfig::official(128),
+    )?;
+    let audio_proj = candle_nn::linear(768, 768, vb.pp("audio_proj"))?;
+    let zero = candle_core::Tensor::zeros((1, 1, 768), candle_core::DType::F32, &device)?;
+    let rows = candle_core::Tensor::cat(&[&zero, &features, &zero], 1)?;
+    let t2 = Instant::now();
+    let hidden = audio_model.forward(&rows, None)?;
+    let _vector = candle_core::Module::forward(&audio_proj, &hidden.mean(1)?)?;
+    let clamp3_secs = t2.elapsed().as_secs_f64();
+    println!(
+        "  + CLaMP 3 audio encoder on those {} rows: {:.3} s; MERT + CLaMP 3 real-time factor {:.3}",
+        rows.dim(1)?,
+        clamp3_secs,
+        (secs + clamp3_secs) / 60.0
+    );
     drop(wave);
 
     let long: usize = std::env::var("MERT_BENCH_LONG_SECONDS")
