@@ -185,7 +185,8 @@ impl Report {
     }
 }
 
-fn plural(n: usize) -> &'static str {
+/// `"s"` unless `n` is 1.
+pub fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
     } else {

@@ -4,9 +4,11 @@ use crate::args::{DeviceArg, ModelArgs, VariantArg};
 use anyhow::Context;
 use candle_core::Device;
 use clamp3_features::hub::{self, Variant};
+use clamp3_features::input::read_input_with;
+use clamp3_features::{FileKind, ModelInput};
 use clamp3_models::mert::Mert;
 use clamp3_models::{Clamp3Model, Config};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tokenizers::Tokenizer;
 
@@ -38,6 +40,20 @@ impl Loaded {
             load_tokenizer(self.tokenizer_path.clone()).map_err(|e| format!("{e:#}"))
         });
         loaded.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Reads a file for its encoder, loading the tokenizer or MERT first if the file needs one.
+    pub fn read_input(&self, path: &Path) -> anyhow::Result<ModelInput> {
+        let kind = FileKind::of(path);
+        let tokenizer = match kind {
+            Some(FileKind::Text) => Some(self.tokenizer()?),
+            _ => None,
+        };
+        let mert = match kind {
+            Some(FileKind::Audio) => Some(self.mert()?),
+            _ => None,
+        };
+        Ok(read_input_with(path, tokenizer, mert)?)
     }
 
     /// MERT (loaded, or downloaded and loaded, on first use), on the model's device.

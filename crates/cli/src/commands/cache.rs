@@ -5,7 +5,6 @@ use crate::args::{ModelArgs, VariantArg};
 use crate::batch::{self, Outcome, Report};
 use crate::model::{self, Loaded};
 use anyhow::{anyhow, Context};
-use clamp3_features::input::read_input_with;
 use clamp3_features::{embed, FileKind, ModelInput, Pooling};
 use clamp3_retrieval::cache::{file_identity, Cache, Key};
 use clap::{Args, Subcommand};
@@ -152,19 +151,7 @@ impl<'a> Embedder<'a> {
     pub fn file(&self, path: &Path) -> anyhow::Result<Vec<f32>> {
         let kind = FileKind::of(path).ok_or_else(|| anyhow!("unsupported file type"))?;
         let content = std::fs::read(path)?;
-        self.cached(kind, &content, |loaded| {
-            let tokenizer = if kind == FileKind::Text {
-                Some(loaded.tokenizer()?)
-            } else {
-                None
-            };
-            let mert = if kind == FileKind::Audio {
-                Some(loaded.mert()?)
-            } else {
-                None
-            };
-            Ok(read_input_with(path, tokenizer, mert)?)
-        })
+        self.cached(kind, &content, |loaded| loaded.read_input(path))
     }
 
     /// The global vector of a literal text, as a `.txt` file holding it would give.
@@ -216,7 +203,7 @@ impl<'a> Embedder<'a> {
         };
         let mut line = format!(
             "embedded {computed} file{}, {reused} from the cache",
-            plural(computed)
+            batch::plural(computed)
         );
         if !unsupported.is_empty() {
             line += &format!(", ignored {} of unsupported type", unsupported.len());
@@ -240,14 +227,6 @@ impl<'a> Embedder<'a> {
             eprintln!("error: {}: {reason}", path.display());
         }
         report.failures.is_empty()
-    }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
     }
 }
 

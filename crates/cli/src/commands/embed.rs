@@ -4,7 +4,7 @@ use crate::args::EmbedArgs;
 use crate::batch::{self, Outcome};
 use crate::model;
 use anyhow::{bail, Context};
-use clamp3_features::{embed, input::read_input_with, npy, FileKind, Pooling};
+use clamp3_features::{embed, npy, FileKind, Pooling};
 use std::collections::HashMap;
 use std::process::ExitCode;
 
@@ -34,16 +34,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         if !args.force && out.exists() {
             return Ok(Outcome::Skipped);
         }
-        let kind = FileKind::of(file);
-        let tokenizer = match kind {
-            Some(FileKind::Text) => Some(loaded.tokenizer()?),
-            _ => None,
-        };
-        let mert = match kind {
-            Some(FileKind::Audio) => Some(loaded.mert()?),
-            _ => None,
-        };
-        let input = read_input_with(file, tokenizer, mert)?;
+        let input = loaded.read_input(file)?;
         let embedding = embed(&loaded.model, &input, pooling)?;
         if let Some(parent) = out.parent() {
             std::fs::create_dir_all(parent)
