@@ -47,7 +47,8 @@ impl From<&TextConfig> for EncoderDims {
     }
 }
 
-fn activate(act: HiddenAct, x: &Tensor) -> Result<Tensor> {
+/// Applies a feed-forward activation (shared with MERT).
+pub(crate) fn activate(act: HiddenAct, x: &Tensor) -> Result<Tensor> {
     match act {
         HiddenAct::Gelu => x.gelu_erf(),
         HiddenAct::GeluNew => x.gelu(),
@@ -84,30 +85,44 @@ impl SelfAttention {
         })
     }
 
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        x.reshape((b, t, self.num_heads, self.head_dim))?
+    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let scale = (self.head_dim as f64).powf(-0.5);
+        multi_head_attention(
+            &(self.query.forward(x)? * scale)?,
+            &self.key.forward(x)?,
+            &self.value.forward(x)?,
+            self.num_heads,
+            mask,
+        )
+    }
+}
+
+/// Scaled dot-product attention over `num_heads` heads: `q` (already scaled), `k` and `v` are the
+/// projected `[batch, seq, hidden]` inputs; `mask` is an optional additive `[batch, 1, 1, seq]`
+/// bias. Returns the heads merged back to `[batch, seq, hidden]`, before the output projection.
+pub(crate) fn multi_head_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    num_heads: usize,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, t, h) = q.dims3()?;
+    let split = |x: &Tensor| {
+        x.reshape((b, t, num_heads, h / num_heads))?
             .transpose(1, 2)?
             .contiguous()
-    }
-
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let q = self.split_heads(&self.query.forward(x)?)?;
-        let k = self.split_heads(&self.key.forward(x)?)?;
-        let v = self.split_heads(&self.value.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?;
-        let scores = match mask {
-            Some(mask) => scores.broadcast_add(mask)?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, t, h))
-    }
+    };
+    let scores = split(q)?.matmul(&split(k)?.t()?)?;
+    let scores = match mask {
+        Some(mask) => scores.broadcast_add(mask)?,
+        None => scores,
+    };
+    candle_nn::ops::softmax_last_dim(&scores)?
+        .matmul(&split(v)?)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, t, h))
 }
 
 /// A dense layer followed by a residual connection and LayerNorm (`BertSelfOutput`,

@@ -24,6 +24,7 @@
 //!
 //! MERT-v1-95M's weights are licensed CC-BY-NC-4.0 (non-commercial), unlike CLaMP 3's (MIT).
 
+use crate::bert::{activate, multi_head_attention};
 use crate::config::HiddenAct;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{
@@ -194,14 +195,6 @@ impl Config {
                     }
                 },
             )
-    }
-}
-
-fn activate(act: HiddenAct, x: &Tensor) -> Result<Tensor> {
-    match act {
-        HiddenAct::Gelu => x.gelu_erf(),
-        HiddenAct::GeluNew => x.gelu(),
-        HiddenAct::Relu => x.relu(),
     }
 }
 
@@ -420,26 +413,15 @@ impl Attention {
         })
     }
 
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        x.reshape((b, t, self.num_heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
         let scaling = (self.head_dim as f64).powf(-0.5);
-        let q = self.split_heads(&(self.q_proj.forward(x)? * scaling)?)?;
-        let k = self.split_heads(&self.k_proj.forward(x)?)?;
-        let v = self.split_heads(&self.v_proj.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, t, h))?;
+        let out = multi_head_attention(
+            &(self.q_proj.forward(x)? * scaling)?,
+            &self.k_proj.forward(x)?,
+            &self.v_proj.forward(x)?,
+            self.num_heads,
+            None,
+        )?;
         self.out_proj.forward(&out)
     }
 }
