@@ -68,18 +68,11 @@ pub fn mirrored_path(root: &Path, file: &Path, out_dir: &Path) -> PathBuf {
     out_dir.join(file.strip_prefix(root).unwrap_or(file))
 }
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename, creating folders.
+/// Writes `bytes` to `path` atomically ([`clamp3_features::npy::write_atomic`]), naming the path
+/// on failure.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let tmp = clamp3_features::npy::temp_sibling(path);
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
+    clamp3_features::npy::write_atomic(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// What a job did with one file.

@@ -29,13 +29,9 @@ pub struct Embedding {
 }
 
 impl Embedding {
-    /// As a tensor on the CPU.
-    pub fn to_tensor(&self) -> Result<Tensor> {
-        Ok(Tensor::from_slice(
-            &self.data,
-            self.shape.as_slice(),
-            &candle_core::Device::Cpu,
-        )?)
+    /// The array as `.npy` file contents (float32, C order), as `numpy.save` writes it.
+    pub fn to_npy(&self) -> Vec<u8> {
+        crate::npy::encode_f32(&self.shape, &self.data)
     }
 }
 

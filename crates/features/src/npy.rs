@@ -1,12 +1,13 @@
-//! `.npy` files: MERT feature arrays in, embeddings out.
+//! `.npy` files: MERT feature arrays in, embeddings out, and the atomic file writes every output
+//! goes through.
 //!
 //! Reading is done here rather than with candle's reader because feature files come from users:
 //! the header's shape is checked against the file size before anything is allocated, so a
 //! corrupt or hostile header gives an error instead of a multi-gigabyte allocation.
 
 use crate::{Error, Result};
-use candle_core::Tensor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -137,27 +138,28 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Writes a tensor as `.npy` through a temporary file in the same folder, renamed into place, so
-/// an interrupted run never leaves a truncated output.
-pub fn write_atomic(tensor: &Tensor, path: &Path) -> Result<()> {
-    let tmp = temp_sibling(path);
-    let written = tensor
-        .write_npy(&tmp)
-        .map_err(Error::from)
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(Error::from));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// Writes `bytes` to `path` through a uniquely named temporary file in the same folder, renamed
+/// into place, creating the folder first: an interrupted run never leaves a truncated file, and
+/// threads writing the same path never share a temporary.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
     }
-    written
-}
-
-/// `dir/.name.<pid>.tmp` beside `path`.
-pub fn temp_sibling(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@
 use crate::{Error, Result};
 use clamp3_features::npy;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bumped whenever what an entry holds or how keys are made changes; old entries then miss.
 pub const FORMAT_VERSION: u32 = 1;
@@ -73,8 +72,6 @@ pub struct Cache {
     dir: PathBuf,
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 impl Cache {
     /// A cache in `dir` (created on the first write).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -126,20 +123,8 @@ impl Cache {
     /// Stores `vector` under `key`, atomically.
     pub fn put(&self, key: &Key, vector: &[f32]) -> Result<()> {
         let path = self.entry_path(key);
-        let parent = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let tmp = parent.join(format!(
-            ".{}.{}.{}.tmp",
-            key.to_hex(),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = std::fs::write(&tmp, npy::encode_f32(&[1, vector.len()], vector))
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(|e| Error::io(&path, e))
+        npy::write_atomic(&path, &npy::encode_f32(&[1, vector.len()], vector))
+            .map_err(|e| Error::io(&path, e))
     }
 
     /// How many entries the cache holds (all format versions) and their size.

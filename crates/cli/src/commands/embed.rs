@@ -3,8 +3,8 @@
 use crate::args::EmbedArgs;
 use crate::batch::{self, Outcome};
 use crate::model;
-use anyhow::{bail, Context};
-use clamp3_features::{embed, npy, FileKind, Pooling};
+use anyhow::bail;
+use clamp3_features::{embed, FileKind, Pooling};
 use std::collections::HashMap;
 use std::process::ExitCode;
 
@@ -36,11 +36,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         }
         let input = loaded.read_input(file)?;
         let embedding = embed(&loaded.model, &input, pooling)?;
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        npy::write_atomic(&embedding.to_tensor()?, out)?;
+        batch::write_atomic(out, &embedding.to_npy())?;
         Ok(Outcome::Done)
     });
     Ok(report.finish("embedded", &inputs.unsupported))
