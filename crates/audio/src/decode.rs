@@ -21,7 +21,7 @@ use symphonia::core::codecs::CodecParameters;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
-use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
 /// Decodes an audio file packet by packet and hands out mono chunks.
@@ -58,15 +58,25 @@ impl std::fmt::Debug for MonoDecoder {
 impl MonoDecoder {
     /// Opens `path`, finds its first decodable audio track and prepares its decoder.
     pub fn open(path: &Path) -> Result<Self> {
-        let unsupported = |reason: String| Error::Unsupported {
-            path: path.to_path_buf(),
-            reason,
-        };
         let file = File::open(path).map_err(|error| Error::Io {
             path: path.to_path_buf(),
             error,
         })?;
-        let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
+        Self::from_source(path, Box::new(file))
+    }
+
+    /// A decoder over a file's bytes already in memory; `path` names it in errors and its
+    /// extension hints the container.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
+        Self::from_source(path, Box::new(std::io::Cursor::new(bytes)))
+    }
+
+    fn from_source(path: &Path, source: Box<dyn MediaSource>) -> Result<Self> {
+        let unsupported = |reason: String| Error::Unsupported {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);

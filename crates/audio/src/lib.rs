@@ -55,7 +55,20 @@ const MAX_RESERVED_SAMPLES: u64 = 3600 * SAMPLE_RATE as u64;
 /// The result equals the reference's `load_audio(path, 24000, is_mono=True)` (before
 /// normalisation).
 pub fn load_mono_24k(path: &Path) -> Result<Vec<f32>> {
-    let mut decoder = MonoDecoder::open(path)?;
+    mono_24k(MonoDecoder::open(path)?)
+}
+
+/// [`load_for_mert`] of a file's bytes already in memory; `path` names it in errors and its
+/// extension hints the container.
+pub fn load_for_mert_bytes(path: &Path, bytes: Vec<u8>) -> Result<Vec<f32>> {
+    let mut samples = mono_24k(MonoDecoder::from_bytes(path, bytes)?)?;
+    check_windows(path, &samples)?;
+    normalize(&mut samples);
+    Ok(samples)
+}
+
+/// Decodes to mono and resamples to 24 kHz, streaming packet by packet.
+fn mono_24k(mut decoder: MonoDecoder) -> Result<Vec<f32>> {
     let mut resampler = Resampler::new(decoder.sample_rate(), SAMPLE_RATE);
     let mut chunk = Vec::new();
     // Reserve the announced length (capped, in case the header lies) so that a long file does

@@ -1,57 +1,9 @@
-//! Command-line arguments. The `///` comments are the `--help` text.
+//! Argument groups shared by several commands. Each command's own arguments live in its file
+//! under `commands/`; the `///` comments are the `--help` text.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clamp3_engine::{DeviceChoice, ModelId, ModelSpec, NpyReading};
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-
-/// CLaMP 3 music information retrieval: text in 100 languages, sheet music, MIDI and audio in
-/// one embedding space.
-#[derive(Debug, Parser)]
-#[command(name = "clamp3", version, about)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Embed files (or every supported file under a folder) into `.npy` vectors.
-    Embed(EmbedArgs),
-    /// Show what the model would see for a file.
-    #[command(subcommand)]
-    Inspect(InspectCommand),
-    /// Weight-file utilities.
-    #[command(subcommand)]
-    Weights(WeightsCommand),
-    /// Convert between music formats.
-    #[command(subcommand)]
-    Convert(crate::commands::convert::ConvertCommand),
-    /// The files of a folder most similar to a query file or text.
-    Search(crate::commands::search::SearchArgs),
-    /// How similar two folders are: as groups, or file by file (`--pairwise`).
-    Score(crate::commands::score::ScoreArgs),
-    /// Retrieval metrics (MRR, Hit@1/10/100) of queries against their paired references.
-    Eval(crate::commands::eval::EvalArgs),
-    /// Zero-shot classification of music by the cosine to label texts.
-    Classify(crate::commands::classify::ClassifyArgs),
-    /// The feature cache: where it is, how big, and clearing it.
-    #[command(subcommand)]
-    Cache(crate::commands::cache::CacheCommand),
-    /// Linear-probe classification: train on labelled files, predict new ones.
-    #[command(subcommand)]
-    Probe(crate::commands::probe::ProbeCommand),
-}
-
-/// Which CLaMP 3 checkpoint to download when no `--weights` is given.
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum VariantArg {
-    /// Trained on all modalities (default).
-    #[default]
-    Saas,
-    /// Tuned for symbolic music.
-    C2,
-}
 
 /// Where computations run.
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
@@ -65,11 +17,41 @@ pub enum DeviceArg {
     Cuda,
 }
 
-/// Where the model, its configuration and its tokenizer come from.
+impl From<DeviceArg> for DeviceChoice {
+    fn from(arg: DeviceArg) -> Self {
+        match arg {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Cuda => DeviceChoice::Cuda,
+        }
+    }
+}
+
+/// The old way to pick a CLaMP 3 checkpoint, kept so existing scripts work.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum VariantArg {
+    /// `--model clamp3-saas`.
+    Saas,
+    /// `--model clamp3-c2`.
+    C2,
+}
+
+fn parse_model(name: &str) -> Result<ModelId, String> {
+    ModelId::from_name(name).map_err(|e| e.to_string())
+}
+
+/// Which model runs, where its files come from, and where it runs.
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
-    /// CLaMP 3 weights (`.pth` as published, or `.safetensors`). Default: the official checkpoint,
-    /// downloaded once from the Hugging Face Hub into its cache.
+    /// The model: clamp3-saas (CLaMP 3 trained on all modalities) or clamp3-c2 (CLaMP 3 tuned
+    /// for symbolic music).
+    #[arg(long, env = "CLAMP3_MODEL", value_parser = parse_model, default_value = "clamp3-saas")]
+    pub model: ModelId,
+    /// Same as `--model clamp3-saas` / `--model clamp3-c2` (kept for older scripts).
+    #[arg(long, value_enum, hide = true)]
+    pub variant: Option<VariantArg>,
+    /// The model's weights (`.pth` as published, or `.safetensors`). Default: the official
+    /// checkpoint, downloaded once from the Hugging Face Hub into its cache.
     #[arg(long, env = "CLAMP3_WEIGHTS", value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// Model configuration (`config.json`). Default: the official sizes.
@@ -82,58 +64,74 @@ pub struct ModelArgs {
     /// `pytorch_model.bin`). Default: m-a-p/MERT-v1-95M from the Hub cache (CC-BY-NC-4.0).
     #[arg(long, env = "CLAMP3_MERT", value_name = "DIR")]
     pub mert: Option<PathBuf>,
-    /// Which official checkpoint to download when `--weights` is not given.
-    #[arg(long, value_enum, default_value_t)]
-    pub variant: VariantArg,
     /// Where to run the model.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceArg,
 }
 
-/// `clamp3 embed`.
-#[derive(Debug, Args)]
-pub struct EmbedArgs {
-    /// A file, or a folder walked recursively. Supported: .txt; .abc, .mtf, .mid/.midi,
-    /// .xml/.musicxml/.mxl; .wav, .mp3, .flac, .ogg; .npy (MERT features).
-    pub input: PathBuf,
-    /// Where to write `<stem>.npy` files, mirroring the input's folders.
-    pub output_dir: PathBuf,
-    /// Save per-item hidden states `[1, n, H]` instead of one global vector `[1, D]`.
-    #[arg(long)]
-    pub local: bool,
-    /// Recompute outputs that already exist.
-    #[arg(long)]
-    pub force: bool,
-    #[command(flatten)]
-    pub model: ModelArgs,
+impl ModelArgs {
+    /// The engine's spec for these arguments.
+    pub fn spec(&self) -> anyhow::Result<ModelSpec> {
+        let model = match self.variant {
+            None => self.model,
+            Some(variant) => {
+                let wanted = match variant {
+                    VariantArg::Saas => ModelId::Clamp3Saas,
+                    VariantArg::C2 => ModelId::Clamp3C2,
+                };
+                if self.model != ModelId::default() && self.model != wanted {
+                    anyhow::bail!(
+                        "--variant and --model disagree ({} vs {}); --model alone is enough",
+                        wanted,
+                        self.model
+                    );
+                }
+                wanted
+            }
+        };
+        Ok(ModelSpec {
+            model,
+            weights: self.weights.clone(),
+            config: self.config.clone(),
+            tokenizer: self.tokenizer.clone(),
+            mert: self.mert.clone(),
+            device: self.device.into(),
+            ..ModelSpec::default()
+        })
+    }
 }
 
-/// `clamp3 inspect`.
-#[derive(Debug, Subcommand)]
-pub enum InspectCommand {
-    /// Print the XLM-R token ids of a text file (a JSON array), before segmenting.
-    Tokens {
-        /// A `.txt` file.
-        file: PathBuf,
-        /// XLM-R `tokenizer.json`. Default: FacebookAI/xlm-roberta-base's, from the Hub cache.
-        #[arg(long, env = "CLAMP3_TOKENIZER", value_name = "FILE")]
-        tokenizer: Option<PathBuf>,
-    },
-    /// Print the patches of a score (a JSON array of 64-integer arrays), before segmenting.
-    Patches {
-        /// An `.abc` (interleaved) or `.mtf` file.
-        file: PathBuf,
-    },
+/// How `.npy` inputs are read.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum NpyArg {
+    /// By shape: a `[1, D]` array is a vector (as `clamp3 embed` writes them), `[n, W]` or
+    /// `[1, n, W]` MERT features.
+    #[default]
+    Auto,
+    /// Every `.npy` is a vector, used as it is.
+    Vector,
+    /// Every `.npy` is MERT features, encoded by the audio encoder.
+    Features,
 }
 
-/// `clamp3 weights`.
-#[derive(Debug, Subcommand)]
-pub enum WeightsCommand {
-    /// Convert a PyTorch checkpoint to safetensors, which later runs memory-map.
-    Convert {
-        /// The `.pth` / `.bin` checkpoint.
-        input: PathBuf,
-        /// The `.safetensors` file to write.
-        output: PathBuf,
-    },
+/// Feature-cache and input options shared by the commands that embed.
+#[derive(Debug, Args, Clone)]
+pub struct CacheArgs {
+    /// Neither read nor write the feature cache (every file is embedded again).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// How `.npy` inputs are read.
+    #[arg(long, value_enum, default_value_t)]
+    pub npy: NpyArg,
+}
+
+impl CacheArgs {
+    /// The engine's reading of `.npy` inputs.
+    pub fn npy_reading(&self) -> NpyReading {
+        match self.npy {
+            NpyArg::Auto => NpyReading::Auto,
+            NpyArg::Vector => NpyReading::Vector,
+            NpyArg::Features => NpyReading::Features,
+        }
+    }
 }

@@ -2,11 +2,12 @@
 //! a progress bar, atomic writes, and a failure summary at the end. One bad file never stops a
 //! batch; it is reported by name with its reason and makes the exit status non-zero.
 
+use crate::commands::ExitStatus;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Mutex;
 
 /// The files a batch will handle.
@@ -68,11 +69,44 @@ pub fn mirrored_path(root: &Path, file: &Path, out_dir: &Path) -> PathBuf {
     out_dir.join(file.strip_prefix(root).unwrap_or(file))
 }
 
-/// Writes `bytes` to `path` atomically ([`clamp3_features::npy::write_atomic`]), naming the path
-/// on failure.
+/// Writes `bytes` to `path` atomically ([`clamp3_io::write_atomic`]), naming the path on
+/// failure.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    clamp3_features::npy::write_atomic(path, bytes)
-        .with_context(|| format!("writing {}", path.display()))
+    clamp3_io::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Refuses, before any work, inputs that would write the same output (`a.txt` and `a.abc` in one
+/// folder both give `a.npy`).
+pub fn refuse_colliding_outputs(files: &[PathBuf], outputs: &[PathBuf]) -> anyhow::Result<()> {
+    let mut seen: HashMap<&PathBuf, &PathBuf> = HashMap::new();
+    let mut clashes = Vec::new();
+    for (file, out) in files.iter().zip(outputs) {
+        if let Some(other) = seen.insert(out, file) {
+            clashes.push(format!(
+                "{} and {} → {}",
+                other.display(),
+                file.display(),
+                out.display()
+            ));
+        }
+    }
+    if !clashes.is_empty() {
+        bail!(
+            "several inputs would write the same output file (rename one of each pair):\n  {}",
+            clashes.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// A message that names `path` exactly once: as it is when it names it already.
+pub fn naming(path: &Path, message: String) -> String {
+    let name = path.display().to_string();
+    if message.contains(&name) {
+        message
+    } else {
+        format!("{name}: {message}")
+    }
 }
 
 /// What a job did with one file.
@@ -90,11 +124,12 @@ pub struct Report {
     pub done: usize,
     /// Files skipped because their output existed.
     pub skipped: usize,
-    /// Files that failed, with the reason.
+    /// Files that failed, with a message naming the file.
     pub failures: Vec<(PathBuf, String)>,
 }
 
-fn progress_bar(len: usize, message: &str) -> ProgressBar {
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(len: usize, message: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} files, {per_sec}, eta {eta}")
@@ -122,12 +157,9 @@ pub fn run(
             Ok(Outcome::Skipped) => report.skipped += 1,
             Err(err) => {
                 // Library errors often name the file already; print it once.
-                let reason = format!("{err:#}");
-                let prefix = format!("{}: ", file.display());
-                let reason = reason
-                    .strip_prefix(&prefix)
-                    .map_or(reason.clone(), str::to_string);
-                report.failures.push((file.clone(), reason));
+                report
+                    .failures
+                    .push((file.clone(), naming(file, format!("{err:#}"))));
             }
         }
         bar.inc(1);
@@ -144,9 +176,9 @@ pub fn run(
 }
 
 impl Report {
-    /// Prints the summary to stderr; the exit status is 1 when any file failed.
+    /// Prints the summary to stderr; the status is a failure when any file failed.
     #[allow(clippy::print_stderr)]
-    pub fn finish(&self, verb: &str, unsupported: &[PathBuf]) -> ExitCode {
+    pub fn finish(&self, verb: &str, unsupported: &[PathBuf]) -> ExitStatus {
         let mut line = format!("{verb} {} file{}", self.done, plural(self.done));
         if self.skipped > 0 {
             line += &format!(
@@ -167,13 +199,13 @@ impl Report {
         if unsupported.len() > 5 {
             eprintln!("  … and {} more", unsupported.len() - 5);
         }
-        for (path, reason) in &self.failures {
-            eprintln!("error: {}: {reason}", path.display());
+        for (_, message) in &self.failures {
+            eprintln!("error: {message}");
         }
         if self.failures.is_empty() {
-            ExitCode::SUCCESS
+            ExitStatus::Success
         } else {
-            ExitCode::FAILURE
+            ExitStatus::Failure
         }
     }
 }

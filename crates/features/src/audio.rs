@@ -11,7 +11,11 @@ use std::path::Path;
 /// (memory stays at one window's activations) and returns the `[1, windows, H]` array
 /// `extract_mert.py` saves.
 pub fn mert_features(mert: &Mert, path: &Path) -> Result<NpyArray> {
-    let samples = clamp3_audio::load_for_mert(path)?;
+    features_of(mert, clamp3_audio::load_for_mert(path)?)
+}
+
+/// MERT features of a prepared (24 kHz, normalised) waveform.
+fn features_of(mert: &Mert, samples: Vec<f32>) -> Result<NpyArray> {
     let features = mert.file_features(clamp3_audio::windows(&samples))?;
     Ok(NpyArray {
         shape: features.dims().to_vec(),
@@ -19,7 +23,11 @@ pub fn mert_features(mert: &Mert, path: &Path) -> Result<NpyArray> {
     })
 }
 
-/// An audio file as the audio encoder reads it: MERT rows with a zero row at each end.
-pub fn audio_input(mert: &Mert, path: &Path) -> Result<ModelInput> {
-    features_input(&mert_features(mert, path)?)
+/// An audio file's bytes as the audio encoder reads them: MERT rows with a zero row at each end.
+/// `path` names the file in errors and hints its container.
+pub fn audio_input(mert: &Mert, path: &Path, bytes: Vec<u8>) -> Result<ModelInput> {
+    features_input(&features_of(
+        mert,
+        clamp3_audio::load_for_mert_bytes(path, bytes)?,
+    )?)
 }

@@ -67,3 +67,9 @@ impl Error {
         }
     }
 }
+
+impl From<clamp3_io::npy::Error> for Error {
+    fn from(e: clamp3_io::npy::Error) -> Self {
+        Error::Npy(e.0)
+    }
+}

@@ -45,8 +45,7 @@ fn hub_error(repo: &str, file: &str, err: impl std::fmt::Display) -> Error {
 /// Returns the cached path of `file` in model repository `repo`, downloading it (with a progress
 /// bar when `progress` is set) when it is not cached yet.
 pub fn fetch(repo: &str, file: &str, progress: bool) -> Result<PathBuf> {
-    let cache = hf_hub::Cache::from_env();
-    if let Some(path) = cache.model(repo.to_string()).get(file) {
+    if let Some(path) = cached(repo, file) {
         return Ok(path);
     }
     let api = hf_hub::api::sync::ApiBuilder::from_env()
@@ -56,6 +55,12 @@ pub fn fetch(repo: &str, file: &str, progress: bool) -> Result<PathBuf> {
     api.model(repo.to_string())
         .get(file)
         .map_err(|e| hub_error(repo, file, e))
+}
+
+/// The cached path of `file` in model repository `repo` when it was downloaded before; never
+/// touches the network.
+pub fn cached(repo: &str, file: &str) -> Option<PathBuf> {
+    hf_hub::Cache::from_env().model(repo.to_string()).get(file)
 }
 
 /// The official CLaMP 3 checkpoint of a variant.

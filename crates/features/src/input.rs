@@ -85,9 +85,8 @@ impl FileKind {
     }
 }
 
-fn read_utf8(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path)?;
-    String::from_utf8(bytes).map_err(|e| Error::Utf8(e.utf8_error().valid_up_to()))
+fn utf8(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| Error::Utf8(e.valid_up_to()))
 }
 
 /// Symbolic text (interleaved ABC or MTF) → patches; the text is read with universal newlines as
@@ -129,40 +128,64 @@ pub fn read_input_with(
     tokenizer: Option<&Tokenizer>,
     mert: Option<&Mert>,
 ) -> Result<ModelInput> {
-    let kind = FileKind::of(path).ok_or_else(|| {
-        Error::Unsupported(
-            path.extension()
-                .map(|e| format!(".{}", e.to_string_lossy()))
-                .unwrap_or_else(|| "(no extension)".to_string()),
-        )
-    })?;
+    let kind = FileKind::of(path).ok_or_else(|| unsupported(path))?;
+    prepare(kind, path, std::fs::read(path)?, tokenizer, mert)
+}
+
+/// The error for a file whose extension names no supported kind.
+pub fn unsupported(path: &Path) -> Error {
+    Error::Unsupported(
+        path.extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_else(|| "(no extension)".to_string()),
+    )
+}
+
+/// Converts a file's bytes, already read, for its encoder: `path` names the file (its extension
+/// decides `.mxl` archives and hints audio containers). `tokenizer` is needed for text, `mert`
+/// for audio.
+pub fn prepare(
+    kind: FileKind,
+    path: &Path,
+    bytes: Vec<u8>,
+    tokenizer: Option<&Tokenizer>,
+    mert: Option<&Mert>,
+) -> Result<ModelInput> {
     match kind {
         FileKind::Text => {
             let tokenizer = tokenizer
                 .ok_or_else(|| Error::Tokenizer("no tokenizer loaded for text input".into()))?;
             Ok(ModelInput::TokenIds(text::token_ids(
                 tokenizer,
-                &read_utf8(path)?,
+                utf8(&bytes)?,
             )?))
         }
-        FileKind::Mtf => symbolic_input(&read_utf8(path)?),
+        FileKind::Mtf => symbolic_input(utf8(&bytes)?),
         FileKind::Abc => {
-            let text = read_utf8(path)?;
-            if abc::is_interleaved(&text) {
-                symbolic_input(&text)
+            let text = utf8(&bytes)?;
+            if abc::is_interleaved(text) {
+                symbolic_input(text)
             } else {
-                symbolic_input(&abc::interleave(&text)?)
+                symbolic_input(&abc::interleave(text)?)
             }
         }
-        FileKind::Midi => symbolic_input(&midi::midi_to_mtf(&std::fs::read(path)?, true)?),
+        FileKind::Midi => symbolic_input(&midi::midi_to_mtf(&bytes, true)?),
         FileKind::MusicXml => {
-            let standard = xml2abc::convert(&musicxml::read_score(path)?)?;
-            symbolic_input(&abc::interleave(&standard)?)
+            let is_mxl = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("mxl"));
+            let xml = if is_mxl {
+                musicxml::read_mxl(&bytes)?
+            } else {
+                musicxml::decode_xml(&bytes)?
+            };
+            symbolic_input(&abc::interleave(&xml2abc::convert(&xml)?)?)
         }
-        FileKind::MertFeatures => features_input(&npy::parse(&std::fs::read(path)?)?),
+        FileKind::MertFeatures => features_input(&npy::parse(&bytes)?),
         FileKind::Audio => {
             let mert = mert.ok_or(Error::MissingModel("MERT model for audio input"))?;
-            crate::audio::audio_input(mert, path)
+            crate::audio::audio_input(mert, path, bytes)
         }
     }
 }

@@ -5,8 +5,9 @@
 //! - [`audio`]: audio files through MERT.
 //! - [`text`]: the reference's text preparation (line de-duplication, `</s>` joins, XLM-R ids).
 //! - [`segment`]: the reference's segmentation ([`Segments`]).
-//! - [`embed()`]: segments, encodes and pools into an [`Embedding`], global or local.
-//! - [`npy`]: safe `.npy` reading and atomic writing.
+//! - [`embed()`]: segments, encodes and pools into an [`Embedding`], global or local;
+//!   [`batch`] does it for many inputs at once, batching segments across files, for any model
+//!   family that implements [`batch::Encoder`].
 //! - [`hub`]: the official weights and tokenizer from the Hugging Face Hub, cached.
 //!
 //! ```no_run
@@ -22,14 +23,16 @@
 #![deny(missing_docs)]
 
 pub mod audio;
+pub mod batch;
 mod embed;
 mod error;
 pub mod hub;
 pub mod input;
-pub mod npy;
 pub mod segment;
 pub mod text;
 
+pub use batch::{embed_many, BatchLimits, Encoder, Segmenting};
+pub use clamp3_io::npy;
 pub use embed::{embed, Embedding, Pooling};
 pub use error::{Error, Result};
 pub use input::{FileKind, ModelInput};

@@ -1,19 +1,9 @@
 //! The retrieval crate's error type.
 
-use std::path::PathBuf;
-
-/// What can go wrong in retrieval and in the feature cache.
+/// What can go wrong in retrieval.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Reading or writing a file failed.
-    #[error("{path}: {error}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The cause.
-        error: std::io::Error,
-    },
     /// Vectors of different widths were compared.
     #[error("vector width mismatch: expected {expected}, found {found}")]
     Width {
@@ -38,12 +28,3 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
-
-impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            error,
-        }
-    }
-}

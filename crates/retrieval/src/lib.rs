@@ -1,5 +1,5 @@
-//! Search, score, eval and zero-shot classification over CLaMP 3 vectors: the last stage of the
-//! pipeline (formats → audio → models → features → **retrieval**).
+//! Search, score, eval and zero-shot classification over CLaMP 3 vectors: the stage after the
+//! engine (formats → audio → models → features → engine → **retrieval** → front ends).
 //!
 //! Everything here works on plain `f32` vectors, so it is model-free and fast to test:
 //!
@@ -10,7 +10,6 @@
 //!   (`clamp3_eval.py`, MRR and Hit@k with the reference's tie-breaking).
 //! - [`classify`]: zero-shot classification by cosine to label-text vectors.
 //! - [`probe`]: the reference's linear probe (`classification/`): train, evaluate, predict.
-//! - [`cache`]: the content-hashed feature [`Cache`](cache::Cache).
 //!
 //! ```
 //! use clamp3_retrieval::similarity::search;
@@ -21,7 +20,6 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod cache;
 pub mod classify;
 mod error;
 pub mod pairing;

@@ -1,13 +1,14 @@
 //! `clamp3 classify`: zero-shot classification of music files by the cosine of their vectors to
 //! the vectors of label descriptions ("It is {label}").
 
-use super::cache::{collect, CacheArgs, Embedder};
-use crate::args::ModelArgs;
+use super::ExitStatus;
+use crate::args::{CacheArgs, ModelArgs};
+use crate::embedding::{collect, Embedder};
 use anyhow::{bail, Context};
 use clamp3_retrieval::classify::{classify, prompt, DEFAULT_TEMPLATE};
 use clap::Args;
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// `clamp3 classify`.
 #[derive(Debug, Args)]
@@ -58,8 +59,7 @@ fn labels(args: &ClassifyArgs) -> anyhow::Result<Vec<String>> {
     Ok(labels)
 }
 
-#[allow(clippy::print_stdout)]
-pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitStatus> {
     let labels = labels(&args)?;
     let mut files = Vec::new();
     let mut unsupported = Vec::new();
@@ -72,16 +72,13 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         bail!("no supported music files given");
     }
     let embedder = Embedder::new(&args.model, &args.cache)?;
-    let label_vectors = labels
-        .iter()
-        .map(|l| {
-            embedder
-                .text(&prompt(&args.template, l))
-                .with_context(|| format!("embedding label {l:?}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let (vectors, report) = embedder.files(&files);
+    let prompts: Vec<String> = labels.iter().map(|l| prompt(&args.template, l)).collect();
+    let label_vectors = embedder
+        .texts(&prompts)
+        .context("embedding the label texts")?;
+    let (vectors, report) = embedder.files(&files)?;
     let ok = embedder.summary(&report, &unsupported);
+    let mut out = std::io::stdout().lock();
     for (file, vector) in files.iter().zip(vectors) {
         let Some(vector) = vector else { continue };
         let hits = classify(&vector, &label_vectors, args.top_k);
@@ -90,21 +87,18 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|h| serde_json::json!({"label": labels[h.index], "similarity": h.similarity}))
                 .collect();
-            println!(
+            writeln!(
+                out,
                 "{}",
                 serde_json::json!({"file": file.display().to_string(), "labels": ranked})
-            );
+            )?;
         } else {
             let ranked: Vec<String> = hits
                 .iter()
                 .map(|h| format!("{} {:.4}", labels[h.index], h.similarity))
                 .collect();
-            println!("{}\t{}", file.display(), ranked.join("\t"));
+            writeln!(out, "{}\t{}", file.display(), ranked.join("\t"))?;
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitStatus::from_ok(ok))
 }

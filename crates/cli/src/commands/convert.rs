@@ -1,10 +1,11 @@
 //! `clamp3 convert`: music format conversions, file or folder, in parallel.
 
+use super::ExitStatus;
 use crate::batch::{self, Outcome};
+use crate::embedding::Bar;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// The conversions.
 #[derive(Debug, Subcommand)]
@@ -48,9 +49,9 @@ fn audio2mert(
     io: &ConvertArgs,
     mert: Option<&Path>,
     device: crate::args::DeviceArg,
-) -> anyhow::Result<ExitCode> {
-    let device = crate::model::device(device)?;
-    let model = crate::model::load_mert(mert.map(Path::to_path_buf), &device)?;
+) -> anyhow::Result<ExitStatus> {
+    let device = clamp3_engine::DeviceChoice::from(device).device()?;
+    let model = clamp3_engine::families::clamp3::load_mert(mert, &device, &Bar::new("loading"))?;
     convert_each(
         io,
         &AUDIO_EXTENSIONS,
@@ -58,10 +59,7 @@ fn audio2mert(
         |root, file| batch::output_path(root, file, &io.output_dir, "npy"),
         |file| {
             let features = clamp3_features::audio::mert_features(&model, file)?;
-            Ok(clamp3_features::npy::encode_f32(
-                &features.shape,
-                &features.data,
-            ))
+            Ok(clamp3_io::npy::encode_f32(&features.shape, &features.data))
         },
     )
 }
@@ -101,21 +99,32 @@ fn convert_each(
     verb: &str,
     target: impl Fn(&Path, &Path) -> PathBuf + Sync,
     convert: impl Fn(&Path) -> anyhow::Result<Vec<u8>> + Sync,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let inputs = batch::collect(&io.input, |p| has_extension(p, extensions))?;
+    let outputs: Vec<PathBuf> = inputs
+        .files
+        .iter()
+        .map(|f| target(&inputs.root, f))
+        .collect();
+    batch::refuse_colliding_outputs(&inputs.files, &outputs)?;
+    let output_of: std::collections::HashMap<&PathBuf, &PathBuf> =
+        inputs.files.iter().zip(&outputs).collect();
     let report = batch::run(&inputs.files, true, verb, |file| {
-        let out = target(&inputs.root, file);
+        let out = output_of
+            .get(&file.to_path_buf())
+            .copied()
+            .context("no output path")?;
         if !io.force && out.exists() {
             return Ok(Outcome::Skipped);
         }
-        batch::write_atomic(&out, &convert(file)?)?;
+        batch::write_atomic(out, &convert(file)?)?;
         Ok(Outcome::Done)
     });
     Ok(report.finish(verb, &inputs.unsupported))
 }
 
 /// Runs a conversion.
-pub fn run(command: ConvertCommand) -> anyhow::Result<ExitCode> {
+pub fn run(command: ConvertCommand) -> anyhow::Result<ExitStatus> {
     match command {
         ConvertCommand::Interleave(io) => convert_each(
             &io,

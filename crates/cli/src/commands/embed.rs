@@ -1,14 +1,37 @@
 //! `clamp3 embed`: files → `.npy` vectors, as the reference's `extract_clamp3.py`.
 
-use crate::args::EmbedArgs;
-use crate::batch::{self, Outcome};
-use crate::model;
+use super::ExitStatus;
+use crate::args::{ModelArgs, NpyArg};
+use crate::batch::{self, Report};
+use crate::embedding::{self, Bar};
 use anyhow::bail;
-use clamp3_features::{embed, FileKind, Pooling};
-use std::collections::HashMap;
-use std::process::ExitCode;
+use clamp3_engine::{Engine, Item, NpyReading, Options};
+use clamp3_features::{FileKind, Pooling};
+use clap::Args;
+use std::path::PathBuf;
 
-pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
+/// `clamp3 embed`.
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// A file, or a folder walked recursively. Supported: .txt; .abc, .mtf, .mid/.midi,
+    /// .xml/.musicxml/.mxl; .wav, .mp3, .flac, .ogg; .npy (MERT features).
+    pub input: PathBuf,
+    /// Where to write `<stem>.npy` files, mirroring the input's folders.
+    pub output_dir: PathBuf,
+    /// Save per-item hidden states `[1, n, H]` instead of one global vector `[1, D]`.
+    #[arg(long)]
+    pub local: bool,
+    /// Recompute outputs that already exist.
+    #[arg(long)]
+    pub force: bool,
+    /// How `.npy` inputs are read (as the reference, MERT features by default).
+    #[arg(long, value_enum, default_value = "features")]
+    pub npy: NpyArg,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+pub fn run(args: EmbedArgs) -> anyhow::Result<ExitStatus> {
     let inputs = batch::collect(&args.input, |p| FileKind::of(p).is_some())?;
     if inputs.files.is_empty() {
         bail!(
@@ -16,54 +39,59 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             args.input.display()
         );
     }
-    let outputs: Vec<_> = inputs
+    let outputs: Vec<PathBuf> = inputs
         .files
         .iter()
         .map(|f| batch::output_path(&inputs.root, f, &args.output_dir, "npy"))
         .collect();
-    refuse_colliding_outputs(&inputs.files, &outputs)?;
-    let loaded = model::load(&args.model)?;
-    let pooling = if args.local {
-        Pooling::Local
-    } else {
-        Pooling::Global
+    batch::refuse_colliding_outputs(&inputs.files, &outputs)?;
+    // `embed` writes outputs, not the feature cache: the files it writes are the cache.
+    let engine = Engine::new(&args.model.spec()?, None)?;
+    let options = Options {
+        pooling: if args.local {
+            Pooling::Local
+        } else {
+            Pooling::Global
+        },
+        npy: match args.npy {
+            NpyArg::Auto => NpyReading::Auto,
+            NpyArg::Vector => NpyReading::Vector,
+            NpyArg::Features => NpyReading::Features,
+        },
+        ..Options::default()
     };
-    let output_of: HashMap<_, _> = inputs.files.iter().zip(&outputs).collect();
-    let report = batch::run(&inputs.files, true, "embedding", |file| {
-        let out = output_of[&file.to_path_buf()];
+    let mut report = Report::default();
+    let mut todo = Vec::new();
+    for (file, out) in inputs.files.iter().zip(&outputs) {
         if !args.force && out.exists() {
-            return Ok(Outcome::Skipped);
+            report.skipped += 1;
+        } else {
+            todo.push((file, out));
         }
-        let input = loaded.read_input(file)?;
-        let embedding = embed(&loaded.model, &input, pooling)?;
-        batch::write_atomic(out, &embedding.to_npy())?;
-        Ok(Outcome::Done)
-    });
+    }
+    let items: Vec<Item> = todo
+        .iter()
+        .map(|(f, _)| Item::File(f.to_path_buf()))
+        .collect();
+    let bar = Bar::new("embedding");
+    let results = engine.embed(&items, &options, &bar);
+    drop(bar);
+    for ((file, out), result) in todo.into_iter().zip(results) {
+        match result {
+            Ok(embedded) => match batch::write_atomic(out, &embedded.embedding.to_npy()) {
+                Ok(()) => report.done += 1,
+                Err(e) => report
+                    .failures
+                    .push((file.clone(), batch::naming(file, format!("{e:#}")))),
+            },
+            Err(e) => {
+                if let Some(fatal) = embedding::fatal(&e) {
+                    return Err(fatal);
+                }
+                report.failures.push((file.clone(), e.to_string()));
+            }
+        }
+    }
+    report.failures.sort();
     Ok(report.finish("embedded", &inputs.unsupported))
-}
-
-/// `a.txt` and `a.abc` in one folder would both write `a.npy`; say so before doing any work.
-fn refuse_colliding_outputs(
-    files: &[std::path::PathBuf],
-    outputs: &[std::path::PathBuf],
-) -> anyhow::Result<()> {
-    let mut seen: HashMap<&std::path::PathBuf, &std::path::PathBuf> = HashMap::new();
-    let mut clashes = Vec::new();
-    for (file, out) in files.iter().zip(outputs) {
-        if let Some(other) = seen.insert(out, file) {
-            clashes.push(format!(
-                "{} and {} → {}",
-                other.display(),
-                file.display(),
-                out.display()
-            ));
-        }
-    }
-    if !clashes.is_empty() {
-        bail!(
-            "several inputs would write the same output file (rename one of each pair):\n  {}",
-            clashes.join("\n  ")
-        );
-    }
-    Ok(())
 }

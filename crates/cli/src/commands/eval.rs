@@ -1,16 +1,17 @@
 //! `clamp3 eval`: retrieval metrics (MRR, Hit@1/10/100) of queries against their paired
 //! references, as the reference's `clamp3_eval.py`.
 
-use super::cache::{CacheArgs, Embedder};
 use super::score::{embed_dir, unmatched_lines};
-use crate::args::ModelArgs;
+use super::ExitStatus;
+use crate::args::{CacheArgs, ModelArgs};
 use crate::batch::write_atomic;
+use crate::embedding::Embedder;
 use anyhow::bail;
 use clamp3_retrieval::pairing::{eval, pair};
 use clamp3_retrieval::similarity::round4;
 use clap::Args;
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// `clamp3 eval`.
 #[derive(Debug, Args)]
@@ -32,8 +33,7 @@ pub struct EvalArgs {
     pub model: ModelArgs,
 }
 
-#[allow(clippy::print_stdout)]
-pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitStatus> {
     let embedder = Embedder::new(&args.model, &args.cache)?;
     let (queries, ok_q) = embed_dir(&embedder, &args.query_dir)?;
     let (references, ok_r) = embed_dir(&embedder, &args.ref_dir)?;
@@ -46,7 +46,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let unmatched = unmatched_lines(&pairing, &queries, &references);
     if !unmatched.is_empty() {
         bail!(
-            "{} unmatched query or reference files:\n  {}",
+            "{} unmatched or duplicate query or reference files:\n  {}",
             unmatched.len(),
             unmatched.join("\n  ")
         );
@@ -63,6 +63,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         );
     }
     write_atomic(&args.output, jsonl.as_bytes())?;
+    let mut out = std::io::stdout().lock();
     if args.json {
         let value = serde_json::json!({
             "common_keys": pairing.pairs.len(),
@@ -74,19 +75,20 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             "hit_100": metrics.hit_100,
             "output": args.output.display().to_string(),
         });
-        println!("{value}");
+        writeln!(out, "{value}")?;
     } else {
-        println!(
+        writeln!(
+            out,
             "There are {} common keys between query and reference features.",
             pairing.pairs.len()
-        );
-        println!("Total query features: {}", metrics.queries);
-        println!("Total reference features: {}", metrics.references);
-        println!("MRR: {}", round4(metrics.mrr));
-        println!("Hit@1: {}", round4(metrics.hit_1));
-        println!("Hit@10: {}", round4(metrics.hit_10));
-        println!("Hit@100: {}", round4(metrics.hit_100));
-        println!("Rank details saved in '{}'.", args.output.display());
+        )?;
+        writeln!(out, "Total query features: {}", metrics.queries)?;
+        writeln!(out, "Total reference features: {}", metrics.references)?;
+        writeln!(out, "MRR: {}", round4(metrics.mrr))?;
+        writeln!(out, "Hit@1: {}", round4(metrics.hit_1))?;
+        writeln!(out, "Hit@10: {}", round4(metrics.hit_10))?;
+        writeln!(out, "Hit@100: {}", round4(metrics.hit_100))?;
+        writeln!(out, "Rank details saved in '{}'.", args.output.display())?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

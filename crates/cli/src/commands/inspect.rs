@@ -1,37 +1,56 @@
 //! `clamp3 inspect`: what the model sees for a file, before segmenting.
 
-use crate::args::InspectCommand;
-use crate::model;
-use anyhow::{bail, Context};
-use clamp3_features::{input::read_input, FileKind, ModelInput};
+use super::ExitStatus;
+use crate::args::ModelArgs;
+use anyhow::bail;
+use clamp3_engine::{Engine, Item, Silent};
+use clamp3_features::{FileKind, ModelInput};
+use clap::Subcommand;
 use std::io::Write;
-use std::process::ExitCode;
+use std::path::PathBuf;
 
-pub fn run(command: InspectCommand) -> anyhow::Result<ExitCode> {
-    let json = match command {
-        InspectCommand::Tokens { file, tokenizer } => {
-            if FileKind::of(&file) != Some(FileKind::Text) {
-                bail!("{}: token ids are for .txt files", file.display());
-            }
-            let tokenizer = model::load_tokenizer(tokenizer)?;
-            let ModelInput::TokenIds(ids) =
-                read_input(&file, Some(&tokenizer)).map_err(|e| e.with_path(&file))?
-            else {
-                bail!("{}: not a text file", file.display());
-            };
-            serde_json::to_string(&ids)?
-        }
-        InspectCommand::Patches { file } => {
-            match read_input(&file, None).map_err(|e| e.with_path(&file))? {
-                ModelInput::Patches(patches) => {
-                    let rows: Vec<&[u8]> = patches.iter().map(|p| p.as_slice()).collect();
-                    serde_json::to_string(&rows)?
-                }
-                _ => bail!("{}: patches are for scores (.abc, .mtf)", file.display()),
-            }
-        }
+/// `clamp3 inspect`.
+#[derive(Debug, Subcommand)]
+pub enum InspectCommand {
+    /// Print the token ids of a text file (a JSON array), before segmenting.
+    Tokens {
+        /// A `.txt` file.
+        file: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Print the patches of a score or MIDI file (a JSON array of integer arrays), before
+    /// segmenting.
+    Patches {
+        /// A score (`.abc`, `.xml`, `.musicxml`, `.mxl`) or MIDI (`.mid`, `.midi`, `.mtf`) file.
+        file: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+pub fn run(command: InspectCommand) -> anyhow::Result<ExitStatus> {
+    let (file, model, want_tokens) = match command {
+        InspectCommand::Tokens { file, model } => (file, model, true),
+        InspectCommand::Patches { file, model } => (file, model, false),
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{json}").context("writing to stdout")?;
-    Ok(ExitCode::SUCCESS)
+    if want_tokens && FileKind::of(&file) != Some(FileKind::Text) {
+        bail!("{}: token ids are for .txt files", file.display());
+    }
+    // Only the preprocessing runs: no weights are loaded.
+    let engine = Engine::new(&model.spec()?, None)?;
+    let json = match engine.model_input(&Item::File(file.clone()), &Silent)? {
+        ModelInput::TokenIds(ids) if want_tokens => serde_json::to_string(&ids)?,
+        ModelInput::Patches(patches) if !want_tokens => {
+            let rows: Vec<&[u8]> = patches.iter().map(|p| p.as_slice()).collect();
+            serde_json::to_string(&rows)?
+        }
+        _ if want_tokens => bail!("{}: not a text file", file.display()),
+        _ => bail!(
+            "{}: patches are for scores and MIDI (.abc, .xml, .mxl, .mid, .mtf)",
+            file.display()
+        ),
+    };
+    writeln!(std::io::stdout().lock(), "{json}")?;
+    Ok(ExitStatus::Success)
 }

@@ -2,15 +2,16 @@
 //! `inference_cls.py`) over CLaMP 3 vectors: `.npy` vectors as `extract_clamp3.py` saves them, or
 //! raw music files embedded on the fly (through the feature cache).
 
-use super::cache::{collect, CacheArgs, Embedder};
-use crate::args::ModelArgs;
+use super::ExitStatus;
+use crate::args::{CacheArgs, ModelArgs, NpyArg};
 use crate::batch::write_atomic;
+use crate::embedding::{collect, Embedder};
 use anyhow::{bail, Context};
 use clamp3_retrieval::probe::{self, label_of, Example, Probe, Rng, TrainOptions};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// `clamp3 probe`.
 #[derive(Debug, Subcommand)]
@@ -74,7 +75,7 @@ pub struct PredictArgs {
     pub model: ModelArgs,
 }
 
-pub fn run(command: ProbeCommand) -> anyhow::Result<ExitCode> {
+pub fn run(command: ProbeCommand) -> anyhow::Result<ExitStatus> {
     match command {
         ProbeCommand::Train(args) => train(args),
         ProbeCommand::Predict(args) => predict(args),
@@ -90,32 +91,25 @@ fn files(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(inputs.files)
 }
 
-/// Vectors of files: `.npy` files read as vectors, others embedded. Failures are printed;
+/// Vectors of files (`.npy` vectors as they are, others embedded). Failures are printed;
 /// `None` marks them.
-fn vectors(embedder: &Embedder, files: &[PathBuf]) -> (Vec<Option<Vec<f32>>>, bool) {
-    let is_npy = |p: &PathBuf| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    let raw: Vec<PathBuf> = files.iter().filter(|p| !is_npy(p)).cloned().collect();
-    let (embedded, mut report) = embedder.files(&raw);
-    let mut embedded = embedded.into_iter();
-    let mut out = Vec::with_capacity(files.len());
-    for file in files {
-        if is_npy(file) {
-            let parsed = std::fs::read(file)
-                .map_err(anyhow::Error::from)
-                .and_then(|b| Ok(clamp3_features::npy::parse(&b)?));
-            match parsed {
-                Ok(array) => out.push(Some(array.data)),
-                Err(e) => {
-                    report.failures.push((file.clone(), format!("{e:#}")));
-                    out.push(None);
-                }
-            }
-        } else {
-            out.push(embedded.next().flatten());
-        }
-    }
+fn vectors(
+    embedder: &Embedder,
+    files: &[PathBuf],
+) -> anyhow::Result<(Vec<Option<Vec<f32>>>, bool)> {
+    let (vectors, report) = embedder.files(files)?;
     let ok = embedder.summary(&report, &[]);
-    (out, ok)
+    Ok((vectors, ok))
+}
+
+/// A probe reads `.npy` files as vectors of any width unless told otherwise: it needs no model
+/// for them (they may come from another model than the one configured).
+fn vectors_as_they_are(cache: &CacheArgs) -> CacheArgs {
+    let mut cache = cache.clone();
+    if cache.npy == NpyArg::Auto {
+        cache.npy = NpyArg::Vector;
+    }
+    cache
 }
 
 fn examples(
@@ -140,8 +134,7 @@ fn examples(
         .collect()
 }
 
-#[allow(clippy::print_stdout)]
-fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+fn train(args: TrainArgs) -> anyhow::Result<ExitStatus> {
     let mut train_files = files(&args.features_dir)?;
     let eval_files = match &args.eval_dir {
         Some(dir) => files(dir)?,
@@ -166,9 +159,9 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .enumerate()
         .map(|(i, l)| (l.clone(), i))
         .collect();
-    let embedder = Embedder::new(&args.model, &args.cache)?;
-    let (train_vectors, ok_t) = vectors(&embedder, &train_files);
-    let (eval_vectors, ok_e) = vectors(&embedder, &eval_files);
+    let embedder = Embedder::new(&args.model, &vectors_as_they_are(&args.cache))?;
+    let (train_vectors, ok_t) = vectors(&embedder, &train_files)?;
+    let (eval_vectors, ok_e) = vectors(&embedder, &eval_files)?;
     if !(ok_t && ok_e) {
         bail!("some files could not be read or embedded (listed above)");
     }
@@ -181,23 +174,31 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
     };
     let json = args.json;
+    let mut out = std::io::stdout().lock();
     if !json {
-        println!(
+        writeln!(
+            out,
             "{} labels, {} training and {} held-out files",
             labels.len(),
             train_set.len(),
             eval_set.len()
-        );
+        )?;
     }
+    // The first failed write (a closed pipe) stops the printing, and is reported after training.
+    let mut printed: std::io::Result<()> = Ok(());
     let probe = probe::train(labels, &train_set, &eval_set, options, |r| {
-        if json {
+        if printed.is_err() {
+            return;
+        }
+        printed = if json {
             let value = serde_json::json!({
                 "epoch": r.epoch, "train_loss": r.train_loss, "train_accuracy": r.train_accuracy,
                 "eval_accuracy": r.eval_accuracy, "eval_f1_macro": r.eval_f1, "best": r.best,
             });
-            println!("{value}");
+            writeln!(out, "{value}")
         } else {
-            println!(
+            writeln!(
+                out,
                 "epoch {}: train loss {:.4}, train acc {:.4}, eval acc {:.4}, eval macro-F1 {:.4}{}",
                 r.epoch,
                 r.train_loss,
@@ -205,25 +206,25 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 r.eval_accuracy,
                 r.eval_f1,
                 if r.best { " (best)" } else { "" }
-            );
-        }
+            )
+        };
     })?;
     write_atomic(&args.output, &probe.to_safetensors())?;
+    printed?;
     if !json {
-        println!("probe saved to {}", args.output.display());
+        writeln!(out, "probe saved to {}", args.output.display())?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-#[allow(clippy::print_stdout)]
-fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
+fn predict(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     let bytes =
         std::fs::read(&args.probe).with_context(|| format!("reading {}", args.probe.display()))?;
     let probe =
         Probe::from_safetensors(&bytes).with_context(|| format!("{}", args.probe.display()))?;
     let files = files(&args.input)?;
-    let embedder = Embedder::new(&args.model, &args.cache)?;
-    let (vectors, ok) = vectors(&embedder, &files);
+    let embedder = Embedder::new(&args.model, &vectors_as_they_are(&args.cache))?;
+    let (vectors, ok) = vectors(&embedder, &files)?;
     let mut results = serde_json::Map::new();
     let mut failed = !ok;
     for (file, vector) in files.iter().zip(vectors) {
@@ -249,14 +250,11 @@ fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
     }
     let text = serde_json::to_string(&serde_json::Value::Object(results.clone()))?;
     write_atomic(&args.output, text.as_bytes())?;
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "classified {} files, results saved to {}",
         results.len(),
         args.output.display()
-    );
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    )?;
+    Ok(ExitStatus::from_ok(!failed))
 }

@@ -2,15 +2,16 @@
 //! file (pairs by relative folder and name before the first dot), as the reference's
 //! `clamp3_score.py`.
 
-use super::cache::{collect, relative, CacheArgs, Embedder};
-use crate::args::ModelArgs;
+use super::ExitStatus;
+use crate::args::{CacheArgs, ModelArgs};
 use crate::batch::write_atomic;
+use crate::embedding::{collect, relative, Embedder};
 use anyhow::bail;
-use clamp3_retrieval::pairing::{pair, score_group, score_pairwise, Pairing};
+use clamp3_retrieval::pairing::{pair, pair_key, score_group, score_pairwise, Pairing};
 use clamp3_retrieval::similarity::round4;
 use clap::Args;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// `clamp3 score`.
 #[derive(Debug, Args)]
@@ -54,7 +55,7 @@ pub fn embed_dir(embedder: &Embedder, dir: &Path) -> anyhow::Result<(Side, bool)
     if inputs.files.is_empty() {
         bail!("{}: no supported files", dir.display());
     }
-    let (vectors, report) = embedder.files(&inputs.files);
+    let (vectors, report) = embedder.files(&inputs.files)?;
     let ok = embedder.summary(&report, &inputs.unsupported);
     let mut side = Side {
         files: Vec::new(),
@@ -71,7 +72,9 @@ pub fn embed_dir(embedder: &Embedder, dir: &Path) -> anyhow::Result<(Side, bool)
     Ok((side, ok))
 }
 
-/// The unmatched files, one `unmatched query: …` / `unmatched reference: …` line each.
+/// What did not pair: one `unmatched query: …` / `unmatched reference: …` line per file, and a
+/// `duplicate reference: …` line per reference that shares its key with an earlier one (and so
+/// is not used).
 pub fn unmatched_lines(pairing: &Pairing, queries: &Side, references: &Side) -> Vec<String> {
     let q = pairing
         .unmatched_queries
@@ -81,15 +84,30 @@ pub fn unmatched_lines(pairing: &Pairing, queries: &Side, references: &Side) -> 
         .unmatched_references
         .iter()
         .map(|&i| format!("unmatched reference: {}", references.files[i].display()));
-    q.chain(r).collect()
+    let d = pairing.duplicate_references.iter().map(|&i| {
+        let key = pair_key(&references.relative[i]);
+        let kept = pairing
+            .pairs
+            .iter()
+            .map(|p| p.reference)
+            .chain(pairing.unmatched_references.iter().copied())
+            .find(|&k| pair_key(&references.relative[k]) == key)
+            .map_or_else(String::new, |k| references.files[k].display().to_string());
+        format!(
+            "duplicate reference: {} (same name as {kept}, which is used)",
+            references.files[i].display()
+        )
+    });
+    q.chain(r).chain(d).collect()
 }
 
-#[allow(clippy::print_stdout, clippy::print_stderr)]
-pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
+#[allow(clippy::print_stderr)]
+pub fn run(args: ScoreArgs) -> anyhow::Result<ExitStatus> {
     let embedder = Embedder::new(&args.model, &args.cache)?;
     let (queries, ok_q) = embed_dir(&embedder, &args.query_dir)?;
     let (references, ok_r) = embed_dir(&embedder, &args.ref_dir)?;
     let ok = ok_q && ok_r;
+    let mut out = std::io::stdout().lock();
     if !args.pairwise {
         let similarity = score_group(&queries.vectors, &references.vectors)?;
         if args.json {
@@ -98,17 +116,17 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
                 "references": references.vectors.len(),
                 "group_similarity": similarity,
             });
-            println!("{value}");
+            writeln!(out, "{value}")?;
         } else {
-            println!("Total query features: {}", queries.vectors.len());
-            println!("Total reference features: {}", references.vectors.len());
-            println!("Group similarity: {}", round4(f64::from(similarity)));
+            writeln!(out, "Total query features: {}", queries.vectors.len())?;
+            writeln!(
+                out,
+                "Total reference features: {}",
+                references.vectors.len()
+            )?;
+            writeln!(out, "Group similarity: {}", round4(f64::from(similarity)))?;
         }
-        return Ok(if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
+        return Ok(ExitStatus::from_ok(ok));
     }
     let pairing = pair(&queries.relative, &references.relative);
     let unmatched = unmatched_lines(&pairing, &queries, &references);
@@ -148,23 +166,21 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             "unmatched": unmatched,
             "output": args.output.display().to_string(),
         });
-        println!("{value}");
+        writeln!(out, "{value}")?;
     } else {
-        println!(
+        writeln!(
+            out,
             "There are {} common keys between query and reference features.",
             pairing.pairs.len()
-        );
-        println!("Total query features: {}", rows.len());
-        println!("Total reference features: {}", unique_references);
-        println!("Avg. pairwise similarity: {}", round4(average));
-        println!(
+        )?;
+        writeln!(out, "Total query features: {}", rows.len())?;
+        writeln!(out, "Total reference features: {}", unique_references)?;
+        writeln!(out, "Avg. pairwise similarity: {}", round4(average))?;
+        writeln!(
+            out,
             "Pairwise similarity scores saved in '{}'.",
             args.output.display()
-        );
+        )?;
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitStatus::from_ok(ok))
 }

@@ -1,13 +1,14 @@
 //! `clamp3 search`: the files of a folder most similar to a query, as the reference's
 //! `clamp3_search.py`.
 
-use super::cache::{collect, relative, CacheArgs, Embedder};
-use crate::args::ModelArgs;
+use super::ExitStatus;
+use crate::args::{CacheArgs, ModelArgs};
+use crate::embedding::{collect, relative, Embedder};
 use anyhow::bail;
 use clamp3_retrieval::similarity::{round4, search};
 use clap::Args;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// `clamp3 search`.
 #[derive(Debug, Args)]
@@ -35,14 +36,62 @@ pub struct SearchArgs {
 pub fn display_name(root: &Path, file: &Path) -> String {
     let mut name = relative(root, file);
     name.set_extension("");
-    name.components()
+    slashed(&name)
+}
+
+fn slashed(path: &Path) -> String {
+    path.components()
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
 }
 
-#[allow(clippy::print_stdout)]
-pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
+/// The result names of `files`: [`display_name`], except that files whose names would clash
+/// (`a.abc` and `a.mid`) keep their extension, and are reported, so no result is ambiguous
+/// (the reference keys results by name and silently keeps one of them).
+fn result_names(root: &Path, files: &[&PathBuf]) -> Vec<String> {
+    let plain: Vec<String> = files.iter().map(|f| display_name(root, f)).collect();
+    let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for name in &plain {
+        *count.entry(name.as_str()).or_default() += 1;
+    }
+    let clashing: Vec<bool> = plain.iter().map(|n| count[n.as_str()] > 1).collect();
+    let names: Vec<String> = files
+        .iter()
+        .zip(&plain)
+        .zip(&clashing)
+        .map(|((file, name), &clash)| {
+            if clash {
+                slashed(&relative(root, file))
+            } else {
+                name.clone()
+            }
+        })
+        .collect();
+    let clashes: Vec<&String> = names
+        .iter()
+        .zip(&clashing)
+        .filter(|(_, &c)| c)
+        .map(|(n, _)| n)
+        .collect();
+    if !clashes.is_empty() {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "note: {} files share a name without their extension; they are listed with it: {}",
+                clashes.len(),
+                clashes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    names
+}
+
+pub fn run(args: SearchArgs) -> anyhow::Result<ExitStatus> {
     let (query, ref_dir) = match (&args.text, args.paths.as_slice()) {
         (Some(_), [dir]) => (None, dir),
         (None, [query, dir]) => (Some(query), dir),
@@ -57,13 +106,11 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     }
     let embedder = Embedder::new(&args.model, &args.cache)?;
     let query_vector = match (query, &args.text) {
-        (Some(path), _) => embedder
-            .file(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?,
+        (Some(path), _) => embedder.file(path)?,
         (None, Some(text)) => embedder.text(text)?,
         (None, None) => bail!("no query"),
     };
-    let (vectors, report) = embedder.files(&inputs.files);
+    let (vectors, report) = embedder.files(&inputs.files)?;
     let ok = embedder.summary(&report, &inputs.unsupported);
     let (names, references): (Vec<_>, Vec<_>) = inputs
         .files
@@ -72,12 +119,14 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         .filter_map(|(file, v)| v.map(|v| (file, v)))
         .unzip();
     let hits = search(&query_vector, &references, args.top_k);
+    let result_names = result_names(&inputs.root, &names);
+    let mut out = std::io::stdout().lock();
     if args.json {
         let results: Vec<_> = hits
             .iter()
             .map(|h| {
                 serde_json::json!({
-                    "name": display_name(&inputs.root, names[h.index]),
+                    "name": result_names[h.index],
                     "path": names[h.index].display().to_string(),
                     "similarity": h.similarity,
                 })
@@ -91,25 +140,23 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
             "candidates": references.len(),
             "results": results,
         });
-        println!("{value}");
+        writeln!(out, "{value}")?;
     } else {
-        println!(
+        writeln!(
+            out,
             "Top {} results among {} candidates:",
             hits.len(),
             references.len()
-        );
+        )?;
         for h in &hits {
             // `round(x, 4)` as the reference prints it (`0.212`, not `0.2120`).
-            println!(
+            writeln!(
+                out,
                 "{} {}",
-                display_name(&inputs.root, names[h.index]),
+                result_names[h.index],
                 round4(f64::from(h.similarity))
-            );
+            )?;
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitStatus::from_ok(ok))
 }

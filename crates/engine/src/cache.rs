@@ -2,9 +2,8 @@
 //! is never embedded twice and an edited one is re-embedded automatically.
 //!
 //! A [`Key`] is the BLAKE3 hash of: the cache format version, a *context* string naming the
-//! weights' identity and the extraction options (built by the caller, e.g. with
-//! [`file_identity`] of the weight, config and tokenizer files and the pooling), and the input
-//! file's bytes. Nothing else goes in: a renamed or moved file with the same bytes hits, and
+//! weights' identity and the extraction options (the engine's model identity, the pooling and
+//! the file kind), and the input file's bytes. Nothing else goes in: a renamed or moved file with the same bytes hits, and
 //! any change to the bytes, the weights or the options misses.
 //!
 //! Entries are `.npy` files (`[1, D]` float32) at `<dir>/v1/<2 hex>/<64 hex>.npy`, written to a
@@ -12,7 +11,7 @@
 //! truncated entry; an unreadable entry counts as a miss and is overwritten.
 
 use crate::{Error, Result};
-use clamp3_features::npy;
+use clamp3_io::npy;
 use std::path::{Path, PathBuf};
 
 /// Bumped whenever what an entry holds or how keys are made changes; old entries then miss.
@@ -40,21 +39,6 @@ impl Key {
     pub fn to_hex(&self) -> String {
         self.0.to_hex().to_string()
     }
-}
-
-/// `path|size|mtime` of a file (its canonical path, length in bytes and modification time in
-/// nanoseconds): a cheap identity for large files such as weights, which changes when the file
-/// is replaced or rewritten.
-pub fn file_identity(path: &Path) -> Result<String> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    Ok(format!("{}|{}|{}", canonical.display(), meta.len(), mtime))
 }
 
 /// The cache folder's size.
@@ -123,7 +107,7 @@ impl Cache {
     /// Stores `vector` under `key`, atomically.
     pub fn put(&self, key: &Key, vector: &[f32]) -> Result<()> {
         let path = self.entry_path(key);
-        npy::write_atomic(&path, &npy::encode_f32(&[1, vector.len()], vector))
+        clamp3_io::write_atomic(&path, &npy::encode_f32(&[1, vector.len()], vector))
             .map_err(|e| Error::io(&path, e))
     }
 
@@ -223,16 +207,5 @@ mod tests {
         cache.put(&key, &[1.0]).unwrap();
         std::fs::write(cache.entry_path(&key), b"garbage").unwrap();
         assert_eq!(cache.get(&key), None);
-    }
-
-    #[test]
-    fn file_identity_changes_with_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.bin");
-        std::fs::write(&path, b"abc").unwrap();
-        let a = file_identity(&path).unwrap();
-        std::fs::write(&path, b"abcd").unwrap();
-        assert_ne!(a, file_identity(&path).unwrap());
-        assert!(file_identity(&dir.path().join("missing")).is_err());
     }
 }

@@ -1,13 +1,16 @@
-//! `.npy` files: MERT feature arrays in, embeddings out, and the atomic file writes every output
-//! goes through.
+//! `.npy` files: MERT feature arrays and vectors in, embeddings out.
 //!
 //! Reading is done here rather than with candle's reader because feature files come from users:
 //! the header's shape is checked against the file size before anything is allocated, so a
 //! corrupt or hostile header gives an error instead of a multi-gigabyte allocation.
 
-use crate::{Error, Result};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+/// Why a `.npy` file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad .npy file: {0}")]
+pub struct Error(pub String);
+
+/// Result alias for `.npy` parsing.
+pub type Result<T> = std::result::Result<T, Error>;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -22,7 +25,7 @@ pub struct NpyArray {
 
 /// Parses a `.npy` file holding little-endian float32 or float64 values in C order.
 pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
-    let bad = |m: &str| Error::Npy(m.to_string());
+    let bad = |m: &str| Error(m.to_string());
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("missing the \\x93NUMPY magic"));
     }
@@ -32,7 +35,7 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        v => return Err(Error::Npy(format!("unsupported format version {v}"))),
+        v => return Err(Error(format!("unsupported format version {v}"))),
     };
     let header = bytes
         .get(start..start + header_len)
@@ -57,7 +60,7 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
         "<f4" => 4,
         "<f8" => 8,
         other => {
-            return Err(Error::Npy(format!(
+            return Err(Error(format!(
                 "dtype {other} is not float32/float64 (little-endian)"
             )))
         }
@@ -67,7 +70,7 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray> {
         .checked_mul(width)
         .ok_or_else(|| bad("shape overflows"))?;
     if body.len() < needed {
-        return Err(Error::Npy(format!(
+        return Err(Error(format!(
             "shape {shape:?} needs {needed} bytes of data, the file has {}",
             body.len()
         )));
@@ -96,19 +99,18 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 }
 
 fn parse_shape(header: &str) -> Result<Vec<usize>> {
-    let value =
-        dict_value(header, "shape").ok_or_else(|| Error::Npy("header has no 'shape'".into()))?;
+    let value = dict_value(header, "shape").ok_or_else(|| Error("header has no 'shape'".into()))?;
     let inner = value
         .strip_prefix('(')
         .and_then(|v| v.split(')').next())
-        .ok_or_else(|| Error::Npy(format!("cannot read shape {value:?}")))?;
+        .ok_or_else(|| Error(format!("cannot read shape {value:?}")))?;
     inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<usize>()
-                .map_err(|_| Error::Npy(format!("bad dimension {s:?}")))
+                .map_err(|_| Error(format!("bad dimension {s:?}")))
         })
         .collect()
 }
@@ -136,30 +138,6 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out
-}
-
-/// Writes `bytes` to `path` through a uniquely named temporary file in the same folder, renamed
-/// into place, creating the folder first: an interrupted run never leaves a truncated file, and
-/// threads writing the same path never share a temporary.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
 
 #[cfg(test)]
