@@ -1,5 +1,5 @@
 //! Files → CLaMP 3 vectors: the fourth stage of the pipeline (formats → audio → models →
-//! **features** → retrieval).
+//! **features** → engine → retrieval).
 //!
 //! - [`input`]: reads a file by its extension and converts it for its encoder ([`ModelInput`]).
 //! - [`audio`]: audio files through MERT.
