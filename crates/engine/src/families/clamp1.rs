@@ -119,12 +119,7 @@ impl Clamp1 {
         shared(&self.model, "the CLaMP 1 weights", || {
             let weights = match &self.spec.weights {
                 Some(path) => path.clone(),
-                None => {
-                    let repo = hub_repo(self.model_id);
-                    // The model's own config.json comes with it (read for max_length).
-                    hub::fetch(repo, "config.json", false)?;
-                    hub::fetch(repo, "pytorch_model.bin", false)?
-                }
+                None => hub::fetch(hub_repo(self.model_id), "pytorch_model.bin", false)?,
             };
             Ok(Clamp1Model::from_file(
                 &weights,
