@@ -244,6 +244,27 @@ fn retrieval_commands_run_for_each_family_and_the_cache_keeps_them_apart() {
         ]));
         assert_eq!(code, Some(0), "{model} classify: {stderr}");
         assert_eq!(stdout.lines().count(), 2, "{stdout}");
+        // CLaMP 1 adds clamp.py's "Prob" (compute_values over all labels).
+        let first: serde_json::Value =
+            serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+        let probability = &first["labels"][0]["probability"];
+        assert_eq!(probability.is_f64(), clamp1, "{stdout}");
+        if clamp1 {
+            let (code, stdout, _) = run(clamp3(model, &cache).arg("classify").arg(&music).args([
+                "--labels",
+                "Jazz,Folk",
+                "--top-k",
+                "2",
+                "--json",
+            ]));
+            assert_eq!(code, Some(0));
+            let first: serde_json::Value =
+                serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+            let total: f64 = (0..2)
+                .map(|i| first["labels"][i]["probability"].as_f64().unwrap())
+                .sum();
+            assert!((total - 1.0).abs() < 1e-5, "{stdout}");
+        }
 
         let train = dir.path().join(format!("{model}-train"));
         for (i, name) in ["a", "b"].iter().enumerate() {

@@ -5,7 +5,9 @@ use super::ExitStatus;
 use crate::args::{CacheArgs, ModelArgs};
 use crate::embedding::{collect, Embedder};
 use anyhow::{bail, Context};
+use clamp3_engine::ModelId;
 use clamp3_retrieval::classify::{classify, prompt, DEFAULT_TEMPLATE};
+use clamp3_retrieval::similarity::compute_values;
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -77,15 +79,28 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitStatus> {
         .texts(&prompts)
         .context("embedding the label texts")?;
     let (vectors, report) = embedder.files(&files)?;
+    // CLaMP 1's clamp.py prints each key's "Prob" (compute_values) next to its similarity.
+    let with_values = matches!(
+        args.model.spec()?.model,
+        ModelId::Clamp1S512 | ModelId::Clamp1S1024
+    );
     let ok = embedder.summary(&report, &unsupported);
     let mut out = std::io::stdout().lock();
     for (file, vector) in files.iter().zip(vectors) {
         let Some(vector) = vector else { continue };
         let hits = classify(&vector, &label_vectors, args.top_k);
+        let values = with_values.then(|| compute_values(&vector, &label_vectors));
         if args.json {
             let ranked: Vec<_> = hits
                 .iter()
-                .map(|h| serde_json::json!({"label": labels[h.index], "similarity": h.similarity}))
+                .map(|h| {
+                    let mut hit =
+                        serde_json::json!({"label": labels[h.index], "similarity": h.similarity});
+                    if let Some(values) = &values {
+                        hit["probability"] = serde_json::json!(values[h.index]);
+                    }
+                    hit
+                })
                 .collect();
             writeln!(
                 out,
@@ -95,7 +110,15 @@ pub fn run(args: ClassifyArgs) -> anyhow::Result<ExitStatus> {
         } else {
             let ranked: Vec<String> = hits
                 .iter()
-                .map(|h| format!("{} {:.4}", labels[h.index], h.similarity))
+                .map(|h| match &values {
+                    Some(values) => format!(
+                        "{} {:.4} ({:.2}%)",
+                        labels[h.index],
+                        h.similarity,
+                        values[h.index] * 100.0
+                    ),
+                    None => format!("{} {:.4}", labels[h.index], h.similarity),
+                })
                 .collect();
             writeln!(out, "{}\t{}", file.display(), ranked.join("\t"))?;
         }
