@@ -276,3 +276,36 @@ fn refusals_and_failures_are_clear() {
     );
     assert!(errors[1].contains("sheet music"), "{}", errors[1]);
 }
+
+/// Another `max_length` than the goldens' (read from config.json, never assumed): pieces are cut
+/// to it, and a piece that fits keeps its EOS patch.
+#[test]
+fn max_length_comes_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&bytes("clamp-tiny/config.json")).unwrap();
+    config["max_length"] = 12.into();
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let spec = ModelSpec {
+        config: Some(config_path),
+        ..spec()
+    };
+    let engine = Engine::new(&spec, None).unwrap();
+    let chorale = case("m02_bach_chorale");
+    let path = input(&chorale, dir.path());
+    let patches = engine
+        .model_input(&Item::File(path.clone()), &Silent)
+        .unwrap();
+    let want = output(&chorale, "patches").1;
+    assert_eq!(patches.len(), 12);
+    assert_eq!(values(&patches), want[..12 * 64]);
+    let vector = embed(&engine, &[Item::File(path)], Pooling::Global).remove(0);
+    assert_eq!(vector.len(), 32);
+    // m03 has 7 patches: kept whole, EOS patch last.
+    let short = case("m03_lyrics_verses");
+    let patches = engine
+        .model_input(&Item::File(input(&short, dir.path())), &Silent)
+        .unwrap();
+    assert_eq!(values(&patches), output(&short, "patches").1);
+}

@@ -216,3 +216,84 @@ fn refusals_name_the_model_and_what_it_takes() {
         "{err}"
     );
 }
+
+/// Other segment lengths than the goldens' (nothing is tied to their sizes): the engine's global
+/// vector of a long text and a long score equals the reference's recipe computed here directly
+/// from the model: segments `x[i:i+L]`, the last replaced by `x[-L:]`, each mean-pooled and
+/// projected, averaged with weights `[L] * (n // L) + [n % L]`.
+#[test]
+fn other_segment_lengths_follow_the_reference_recipe() {
+    use candle_core::Device;
+    use clamp3_models::{Clamp2Config, Clamp2Model, EncoderInput};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("config.json")).unwrap())
+            .unwrap();
+    config["max_text_length"] = 7.into();
+    config["patch_length"] = 10.into();
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let spec = ModelSpec {
+        config: Some(config_path.clone()),
+        ..spec(ModelId::Clamp2)
+    };
+    let engine = Engine::new(&spec, None).unwrap();
+    let cfg = Clamp2Config::from_file(&config_path).unwrap();
+    let model = Clamp2Model::from_file(&fixtures().join("clamp2.pth"), &cfg, &Device::Cpu).unwrap();
+    for (file, length) in [
+        ("cases/text/t02_long_wikimt.txt", 7),
+        ("cases/symbolic/s02_abc_long.abc", 10),
+    ] {
+        let item = Item::File(fixtures().join(file));
+        let input = engine.model_input(&item, &Silent).unwrap();
+        let ours = engine
+            .embed(&[item], &Options::default(), &Silent)
+            .pop()
+            .unwrap()
+            .unwrap()
+            .embedding
+            .data;
+        let n = input.len();
+        let mut starts: Vec<usize> = (0..n).step_by(length).collect();
+        *starts.last_mut().unwrap() = n.saturating_sub(length);
+        let mut weights = vec![length; n / length];
+        if n % length != 0 {
+            weights.push(n % length);
+        }
+        let mut want = vec![0f64; cfg.hidden_size];
+        for (&start, &weight) in starts.iter().zip(&weights) {
+            let segment = match &input {
+                ModelInput::TokenIds(ids) => {
+                    let ids = Tensor::new(&ids[start..start + length], &Device::Cpu)
+                        .unwrap()
+                        .unsqueeze(0)
+                        .unwrap();
+                    let hidden = model.encode(EncoderInput::TokenIds(&ids), None).unwrap();
+                    model.project_text(&hidden.mean(1).unwrap()).unwrap()
+                }
+                ModelInput::Patches(patches) => {
+                    let flat: Vec<u32> = patches[start..start + length]
+                        .iter()
+                        .flat_map(|p| p.iter().map(|&b| u32::from(b)))
+                        .collect();
+                    let patches = Tensor::from_vec(flat, (1, length, 64), &Device::Cpu).unwrap();
+                    let hidden = model.encode(EncoderInput::Patches(&patches), None).unwrap();
+                    model.project_music(&hidden.mean(1).unwrap()).unwrap()
+                }
+                ModelInput::Features { .. } => unreachable!("no audio here"),
+            };
+            let segment = segment.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (w, x) in want.iter_mut().zip(segment) {
+                *w += f64::from(x) * weight as f64;
+            }
+        }
+        let total: usize = weights.iter().sum();
+        let diff = ours
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| (f64::from(a) - b / total as f64).abs())
+            .fold(0.0, f64::max);
+        assert!(diff < 1e-5, "{file}: {diff:e}");
+        assert!(n > 2 * length, "{file} needs several segments");
+    }
+}
