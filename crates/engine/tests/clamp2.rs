@@ -257,7 +257,7 @@ fn other_segment_lengths_follow_the_reference_recipe() {
         let mut starts: Vec<usize> = (0..n).step_by(length).collect();
         *starts.last_mut().unwrap() = n.saturating_sub(length);
         let mut weights = vec![length; n / length];
-        if n % length != 0 {
+        if !n.is_multiple_of(length) {
             weights.push(n % length);
         }
         let mut want = vec![0f64; cfg.hidden_size];
