@@ -43,8 +43,10 @@ fn parse_model(name: &str) -> Result<ModelId, String> {
 /// Which model runs, where its files come from, and where it runs.
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
-    /// The model: clamp3-saas (CLaMP 3 trained on all modalities) or clamp3-c2 (CLaMP 3 tuned
-    /// for symbolic music).
+    /// The model: clamp3-saas (CLaMP 3 trained on all modalities), clamp3-c2 (CLaMP 3 tuned for
+    /// symbolic music), clamp2 (CLaMP 2: text, sheet music and MIDI), m3 (CLaMP 2's M3 encoder:
+    /// per-patch features of sheet music and MIDI, with --local), clamp1-s512 or clamp1-s1024
+    /// (CLaMP 1: text and sheet music).
     #[arg(long, env = "CLAMP3_MODEL", value_parser = parse_model, default_value = "clamp3-saas")]
     pub model: ModelId,
     /// Same as `--model clamp3-saas` / `--model clamp3-c2` (kept for older scripts).
@@ -57,7 +59,9 @@ pub struct ModelArgs {
     /// Model configuration (`config.json`). Default: the official sizes.
     #[arg(long, env = "CLAMP3_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// XLM-R `tokenizer.json`. Default: FacebookAI/xlm-roberta-base's, from the Hub cache.
+    /// The text tokenizer's `tokenizer.json`. Default: FacebookAI/xlm-roberta-base's (CLaMP 3,
+    /// CLaMP 2) or distilroberta-base's (CLaMP 1, which also reads the text encoder's
+    /// `config.json` beside a given tokenizer), from the Hub cache.
     #[arg(long, env = "CLAMP3_TOKENIZER", value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
     /// MERT model folder for audio files (`config.json` and `model.safetensors` or

@@ -13,17 +13,36 @@ pub enum ModelId {
     Clamp3Saas,
     /// CLaMP 3, the checkpoint tuned for symbolic music.
     Clamp3C2,
+    /// CLaMP 2: XLM-R text and the M3 symbolic encoder (sheet music and MIDI, no audio).
+    Clamp2,
+    /// M3, CLaMP 2's symbolic encoder alone: per-patch features (`extract_m3.py`).
+    M3,
+    /// CLaMP 1, CLaMP-S/512: DistilRoBERTa text and a bar-patch music encoder (sheet music).
+    Clamp1S512,
+    /// CLaMP 1, CLaMP-S/1024 (up to 1024 bar patches).
+    Clamp1S1024,
 }
 
 impl ModelId {
     /// Every model, in the order `--help` lists them.
-    pub const ALL: [ModelId; 2] = [ModelId::Clamp3Saas, ModelId::Clamp3C2];
+    pub const ALL: [ModelId; 6] = [
+        ModelId::Clamp3Saas,
+        ModelId::Clamp3C2,
+        ModelId::Clamp2,
+        ModelId::M3,
+        ModelId::Clamp1S512,
+        ModelId::Clamp1S1024,
+    ];
 
     /// The name `--model` takes.
     pub fn name(self) -> &'static str {
         match self {
             ModelId::Clamp3Saas => "clamp3-saas",
             ModelId::Clamp3C2 => "clamp3-c2",
+            ModelId::Clamp2 => "clamp2",
+            ModelId::M3 => "m3",
+            ModelId::Clamp1S512 => "clamp1-s512",
+            ModelId::Clamp1S1024 => "clamp1-s1024",
         }
     }
 

@@ -44,6 +44,12 @@ pub enum Error {
     /// A symbolic-format conversion failed.
     #[error(transparent)]
     Formats(#[from] clamp3_formats::Error),
+    /// A score the reference patchilizer fails on.
+    #[error(transparent)]
+    Patchilize(#[from] clamp3_formats::patch::LoneBarline),
+    /// A score CLaMP 1's bar patchilizer fails on.
+    #[error(transparent)]
+    BarPatchilize(#[from] clamp3_formats::bar_patch::LoneBarBody),
     /// Loading or running the model failed.
     #[error(transparent)]
     Model(#[from] clamp3_models::Error),

@@ -12,6 +12,20 @@ pub const TOKENIZER_REPO: &str = "FacebookAI/xlm-roberta-base";
 /// The audio feature extractor CLaMP 3 was trained on (licensed CC-BY-NC-4.0).
 pub const MERT_REPO: &str = "m-a-p/MERT-v1-95M";
 
+/// The CLaMP 2 repository: the CLaMP 2 checkpoint and M3's.
+pub const CLAMP2_REPO: &str = "sander-wood/clamp2";
+/// The official CLaMP 2 checkpoint in [`CLAMP2_REPO`].
+pub const CLAMP2_WEIGHTS: &str = "weights_clamp2_h_size_768_lr_5e-05_batch_128_scale_1_t_length_128_t_model_FacebookAI_xlm-roberta-base_t_dropout_True_m3_True.pth";
+/// The official M3 checkpoint in [`CLAMP2_REPO`].
+pub const M3_WEIGHTS: &str = "weights_m3_p_size_64_p_length_512_t_layers_3_p_layers_12_h_size_768_lr_0.0001_batch_16_mask_0.45.pth";
+
+/// CLaMP-S/512 (`config.json` + `pytorch_model.bin`).
+pub const CLAMP1_S512_REPO: &str = "sander-wood/clamp-small-512";
+/// CLaMP-S/1024 (`config.json` + `pytorch_model.bin`).
+pub const CLAMP1_S1024_REPO: &str = "sander-wood/clamp-small-1024";
+/// The text model whose tokenizer (and architecture) CLaMP 1 uses.
+pub const DISTILROBERTA_REPO: &str = "distilroberta-base";
+
 /// Which published CLaMP 3 checkpoint to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Variant {

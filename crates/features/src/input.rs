@@ -1,7 +1,7 @@
 //! Files → what an encoder reads: token ids, patches or MERT feature rows.
 
 use crate::{npy, text, Error, Result};
-use clamp3_formats::patch::{patchilize, Patch};
+use clamp3_formats::patch::{patchilize_with, Patch, PatchRules};
 use clamp3_formats::{abc, midi, musicxml, xml2abc};
 use clamp3_models::mert::Mert;
 use clamp3_models::Modality;
@@ -92,7 +92,12 @@ fn utf8(bytes: &[u8]) -> Result<&str> {
 /// Symbolic text (interleaved ABC or MTF) → patches; the text is read with universal newlines as
 /// the reference's text-mode `open` does.
 pub fn symbolic_input(text: &str) -> Result<ModelInput> {
-    let patches = patchilize(&text::universal_newlines(text));
+    symbolic_input_with(text, PatchRules::CLAMP3)
+}
+
+/// [`symbolic_input`] under the patchilizer rules of another reference script (CLaMP 2, M3).
+pub fn symbolic_input_with(text: &str, rules: PatchRules) -> Result<ModelInput> {
+    let patches = patchilize_with(&text::universal_newlines(text), rules)?;
     // BOS and EOS are always there; a file needs something between them.
     if patches.len() <= 2 {
         return Err(Error::Empty("the score has no bars or fields"));
@@ -160,27 +165,8 @@ pub fn prepare(
                 utf8(&bytes)?,
             )?))
         }
-        FileKind::Mtf => symbolic_input(utf8(&bytes)?),
-        FileKind::Abc => {
-            let text = utf8(&bytes)?;
-            if abc::is_interleaved(text) {
-                symbolic_input(text)
-            } else {
-                symbolic_input(&abc::interleave(text)?)
-            }
-        }
-        FileKind::Midi => symbolic_input(&midi::midi_to_mtf(&bytes, true)?),
-        FileKind::MusicXml => {
-            let is_mxl = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| e.eq_ignore_ascii_case("mxl"));
-            let xml = if is_mxl {
-                musicxml::read_mxl(&bytes)?
-            } else {
-                musicxml::decode_xml(&bytes)?
-            };
-            symbolic_input(&abc::interleave(&xml2abc::convert(&xml)?)?)
+        FileKind::Mtf | FileKind::Abc | FileKind::Midi | FileKind::MusicXml => {
+            symbolic_input(&symbolic_text(kind, path, &bytes)?)
         }
         FileKind::MertFeatures => features_input(&npy::parse(&bytes)?),
         FileKind::Audio => {
@@ -188,4 +174,40 @@ pub fn prepare(
             crate::audio::audio_input(mert, path, bytes)
         }
     }
+}
+
+/// The interleaved ABC or MTF text a symbolic file is patchilized from, as the CLaMP 2 and 3
+/// preprocessing scripts write it: `.mtf` and interleaved `.abc` as they are, standard ABC
+/// interleaved, MIDI converted to MTF, MusicXML through `xml2abc -d 8 -x` and interleaved.
+/// `path` names the file (a `.mxl` is a zip archive). Other kinds have no symbolic text.
+pub fn symbolic_text(kind: FileKind, path: &Path, bytes: &[u8]) -> Result<String> {
+    match kind {
+        FileKind::Mtf => Ok(utf8(bytes)?.to_string()),
+        FileKind::Abc => {
+            let text = utf8(bytes)?;
+            if abc::is_interleaved(text) {
+                Ok(text.to_string())
+            } else {
+                Ok(abc::interleave(text)?)
+            }
+        }
+        FileKind::Midi => Ok(midi::midi_to_mtf(bytes, true)?),
+        FileKind::MusicXml => Ok(abc::interleave(&xml2abc::convert(&musicxml_text(
+            path, bytes,
+        )?)?)?),
+        _ => Err(Error::Empty("the file is not symbolic music")),
+    }
+}
+
+/// A MusicXML file's XML text: unzipped when `path` is a `.mxl`, decoded otherwise.
+pub fn musicxml_text(path: &Path, bytes: &[u8]) -> Result<String> {
+    let is_mxl = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("mxl"));
+    Ok(if is_mxl {
+        musicxml::read_mxl(bytes)?
+    } else {
+        musicxml::decode_xml(bytes)?
+    })
 }

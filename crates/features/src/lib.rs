@@ -25,6 +25,7 @@
 pub mod audio;
 pub mod batch;
 mod embed;
+mod encoders;
 mod error;
 pub mod hub;
 pub mod input;

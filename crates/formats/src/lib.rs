@@ -9,11 +9,13 @@
 //! - [`abc`]: standard ABC → interleaved ABC ([`abc::interleave`], [`abc::is_interleaved`]).
 //! - [`midi`]: MIDI → MTF text ([`midi::midi_to_mtf`]); [`mtf`]: MTF → MIDI ([`mtf::mtf_to_midi`]).
 //! - [`patch`]: the M3 patchilizer (interleaved ABC or MTF text → 64-byte patches).
+//! - [`bar_patch`]: CLaMP 1's `abc_filter` and bar patchilizer (standard ABC → 64-id patches).
 //!
 //! Every fallible function returns [`Result`], whose [`Error`] says what was expected and found.
 #![deny(missing_docs)]
 
 pub mod abc;
+pub mod bar_patch;
 mod error;
 pub mod midi;
 pub mod mtf;
@@ -23,3 +25,4 @@ mod translit;
 pub mod xml2abc;
 
 pub use error::{Error, Result};
+pub use translit::to_ascii;

@@ -24,19 +24,68 @@ pub type Patch = [u8; PATCH_SIZE];
 /// the first alternative that matches there).
 const BARLINES: [&str; 7] = ["|:", "::", ":|", "[|", "||", "|]", "|"];
 
+/// How the scripts around the shared `M3Patchilizer` differ (CLaMP 3, CLaMP 2, M3 features).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchRules {
+    /// Remove every `L:1/8\n` before patchilizing (CLaMP 3's `extract_clamp3.py` and
+    /// `extract_m3.py` do; CLaMP 2's `extract_clamp2.py` keeps it as a field patch).
+    pub remove_unit_length: bool,
+    /// Fail on a line that is a lone barline without `\n` (e.g. a file ending in `\n|`), where the
+    /// reference raises `IndexError` and writes no features; otherwise such a line yields no bar.
+    pub strict: bool,
+}
+
+impl PatchRules {
+    /// `extract_clamp3.py`: `L:1/8` removed, lone barlines yield nothing.
+    pub const CLAMP3: PatchRules = PatchRules {
+        remove_unit_length: true,
+        strict: false,
+    };
+    /// `extract_clamp2.py`: `L:1/8` kept, lone barlines fail.
+    pub const CLAMP2: PatchRules = PatchRules {
+        remove_unit_length: false,
+        strict: true,
+    };
+    /// `extract_m3.py`: `L:1/8` removed (outside MTF, which never holds it), lone barlines fail.
+    pub const M3: PatchRules = PatchRules {
+        remove_unit_length: true,
+        strict: true,
+    };
+}
+
+/// A line the reference's `split_bars` fails on (`IndexError`): a lone barline without `\n`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line} is a lone barline {text:?} without a newline, which the reference patchilizer cannot split")]
+pub struct LoneBarline {
+    /// 1-based line number in the (transliterated) text.
+    pub line: usize,
+    /// The line.
+    pub text: String,
+}
+
 /// Cuts `text` into patches as the reference does before embedding, with BOS/EOS patches.
 ///
 /// MTF is recognised by its first line starting with `ticks_per_beat`; anything else is treated as
 /// ABC. An empty text gives just the BOS and EOS patches (the reference raises `IndexError`).
 pub fn patchilize(text: &str) -> Vec<Patch> {
-    let text = to_ascii(&text.replace("L:1/8\n", ""));
+    // Not strict: nothing can fail.
+    patchilize_with(text, PatchRules::CLAMP3).unwrap_or_default()
+}
+
+/// [`patchilize`] under the rules of one of the reference scripts.
+pub fn patchilize_with(text: &str, rules: PatchRules) -> Result<Vec<Patch>, LoneBarline> {
+    let text = if rules.remove_unit_length {
+        to_ascii(&text.replace("L:1/8\n", ""))
+    } else {
+        to_ascii(text)
+    };
     let lines = split_lines_keep_newline(&text);
     let mut pieces: Vec<String> = Vec::new();
     if let Some(first) = lines.first() {
         if first_word(first) == "ticks_per_beat" {
             merge_mtf_lines(&lines, &mut pieces);
         } else {
-            split_abc_lines(&lines, &mut pieces);
+            split_abc_lines(&lines, &mut pieces, rules.strict)?;
         }
     }
     let mut patches = Vec::with_capacity(pieces.len() + 2);
@@ -47,7 +96,7 @@ pub fn patchilize(text: &str) -> Vec<Patch> {
     let mut eos = [EOS; PATCH_SIZE];
     eos[0] = BOS;
     patches.push(eos);
-    patches
+    Ok(patches)
 }
 
 /// `re.findall(r'.*?\n|.*$', text)` without the empty matches: lines keeping their `\n`, and a
@@ -89,14 +138,24 @@ fn merge_mtf_lines(lines: &[&str], pieces: &mut Vec<String>) {
 }
 
 /// ABC: field lines (`X:`-style, or `%%`) are one patch; other lines are cut into bars.
-fn split_abc_lines(lines: &[&str], pieces: &mut Vec<String>) {
-    for line in lines {
+fn split_abc_lines(
+    lines: &[&str],
+    pieces: &mut Vec<String>,
+    strict: bool,
+) -> Result<(), LoneBarline> {
+    for (number, line) in lines.iter().enumerate() {
         let b = line.as_bytes();
         let is_field =
             b.len() > 1 && ((b[0].is_ascii_alphabetic() && b[1] == b':') || line.starts_with("%%"));
         if is_field {
             pieces.push(line.to_string());
         } else {
+            if strict && barline_at(line, 0).is_some_and(|d| d.len() == line.len()) {
+                return Err(LoneBarline {
+                    line: number + 1,
+                    text: line.to_string(),
+                });
+            }
             let mut bars = split_bars(line);
             if let Some(last) = bars.last_mut() {
                 last.push('\n');
@@ -104,6 +163,7 @@ fn split_abc_lines(lines: &[&str], pieces: &mut Vec<String>) {
             pieces.extend(bars);
         }
     }
+    Ok(())
 }
 
 /// The barline that starts at byte `i` of `s`, if any.
@@ -115,6 +175,13 @@ fn barline_at(s: &str, i: usize) -> Option<&'static str> {
 /// leading barline glued to the next piece, then pieces paired as bar + closing barline; an
 /// unpaired trailing piece (text after the last barline) is dropped.
 fn split_bars(line: &str) -> Vec<String> {
+    // A lone barline: the reference fails here (IndexError); it yields no bar.
+    split_bars_checked(line).unwrap_or_default()
+}
+
+/// [`split_bars`], with `None` where the reference raises `IndexError` (a text that is one lone
+/// barline). CLaMP 1's bar patchilizer splits whole tune bodies the same way.
+pub(crate) fn split_bars_checked(line: &str) -> Option<Vec<String>> {
     let mut parts: Vec<(&str, bool)> = Vec::new();
     let mut start = 0;
     let mut i = 0;
@@ -141,9 +208,7 @@ fn split_bars(line: &str) -> Vec<String> {
             iter.next();
             match iter.next() {
                 Some((second, _)) => out.push(format!("{first}{second}")),
-                // A line that is a lone barline: the reference fails here (IndexError); it
-                // yields no bar.
-                None => return Vec::new(),
+                None => return None,
             }
         }
         out.extend(iter.map(|(s, _)| s.to_string()));
@@ -151,10 +216,12 @@ fn split_bars(line: &str) -> Vec<String> {
     };
     let pairs = parts.len() / 2;
     parts.truncate(pairs * 2);
-    parts
-        .chunks(2)
-        .map(|pair| format!("{}{}", pair[0], pair[1]))
-        .collect()
+    Some(
+        parts
+            .chunks(2)
+            .map(|pair| format!("{}{}", pair[0], pair[1]))
+            .collect(),
+    )
 }
 
 /// `bar2patch`: `[BOS] + bytes + [EOS]`, truncated to `PATCH_SIZE`, zero-padded.
@@ -212,6 +279,21 @@ mod tests {
         let p = &patchilize(&bar)[1];
         assert_eq!(p[0], BOS);
         assert!(p[1..].iter().all(|&b| b == b'a'));
+    }
+
+    #[test]
+    fn clamp2_keeps_unit_length_and_fails_on_a_lone_barline() {
+        let text = "X:1\nL:1/8\nK:G\nab|\n|";
+        let clamp2 = patchilize_with(text, PatchRules::CLAMP2);
+        let err = clamp2.unwrap_err();
+        assert_eq!(err.line, 5);
+        let kept = patchilize_with("X:1\nL:1/8\nK:G\nab|\n", PatchRules::CLAMP2).unwrap();
+        let texts: Vec<String> = kept[1..kept.len() - 1].iter().map(text_of).collect();
+        assert_eq!(texts, ["X:1\n", "L:1/8\n", "K:G\n", "ab|\n"]);
+        assert_eq!(patchilize(text).len(), 5);
+        assert!(patchilize_with(text, PatchRules::M3).is_err());
+        // With its newline the lone barline is glued to it and dropped, as upstream.
+        assert!(patchilize_with("X:1\n|\n", PatchRules::CLAMP2).is_ok());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! This ports `preprocessing/abc/utils/xml2abc.py` (W.G. Vree's xml2abc, version 143, as vendored
 //! by sanderwood/clamp3) with the options the reference uses: `-d 8` (`L:1/8` for every voice),
 //! `-x` (no line breaks taken from the score layout), no `%%MIDI` output, credit filter 0, no
-//! volta options, 100 characters per output line. The output is the whole of what the script
+//! volta options, 100 characters per output line. [`convert_with`] takes the options CLaMP 1's
+//! `clamp.py` runs the same script with ([`Options::CLAMP1`]: computed unit lengths, inline MIDI
+//! fields). The output is the whole of what the script
 //! writes to stdout, including the empty line after the tune.
 //!
 //! Where the script raises (and so prints nothing), [`convert`] fails with the reason. Features
@@ -16,8 +18,39 @@ use roxmltree::Node;
 
 use crate::{Error, Result};
 
-/// `-d 8`: the unit note length is 1/8.
-const UNIT_LENGTH: i64 = 8;
+/// The command-line options that differ between the references that run xml2abc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// `-d D`: the unit note length `L:1/D` of every voice; `None` lets xml2abc pick, per voice,
+    /// whichever of 1/4, 1/8 and 1/16 spells its durations shortest (the header then carries the
+    /// most common one, and voices that differ get their own `L:` line).
+    pub unit_length: Option<i64>,
+    /// `-m 1` or `-m 2`: instrument changes inside a part become inline `[I:MIDI= program N]`
+    /// (or `channel N`) fields in the music. The `%%MIDI` header lines these options also print
+    /// are not written: the only reference that uses them (CLaMP 1's `abc_filter`) drops every
+    /// `%` line.
+    pub inline_midi: bool,
+}
+
+impl Options {
+    /// CLaMP 2 and 3 (`xml2abc.py -d 8 -x`).
+    pub const CLAMP3: Options = Options {
+        unit_length: Some(8),
+        inline_midi: false,
+    };
+    /// CLaMP 1 (`xml2abc.py -m 2 -c 6 -x`; the credit filter `-c 6` only changes `T:` lines,
+    /// which CLaMP 1 drops, so it is not modelled).
+    pub const CLAMP1: Options = Options {
+        unit_length: None,
+        inline_midi: true,
+    };
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::CLAMP3
+    }
+}
 /// Output lines are cut before they reach this many characters (xml2abc's default `-n`).
 const CHARS_PER_LINE: usize = 100;
 
@@ -35,6 +68,11 @@ const CHARS_PER_LINE: usize = 100;
 /// # Ok::<(), clamp3_formats::Error>(())
 /// ```
 pub fn convert(xml: &str) -> Result<String> {
+    convert_with(xml, Options::CLAMP3)
+}
+
+/// [`convert`] with other xml2abc options (CLaMP 1's `-m 2 -c 6 -x`).
+pub fn convert_with(xml: &str, options: Options) -> Result<String> {
     let opts = roxmltree::ParsingOptions {
         allow_dtd: true,
         ..Default::default()
@@ -42,7 +80,10 @@ pub fn convert(xml: &str) -> Result<String> {
     let doc = roxmltree::Document::parse_with_options(xml, opts).map_err(|e| Error::MusicXml {
         reason: format!("not well-formed XML: {e}"),
     })?;
-    let mut parser = Parser::default();
+    let mut parser = Parser {
+        options,
+        ..Parser::default()
+    };
     parser.parse(doc.root_element())
 }
 
@@ -424,6 +465,10 @@ struct Parser {
     vce_inst: OMap<i64, String>,
     is_sib: bool,
     msr: Measure,
+    /// The command-line options.
+    options: Options,
+    /// The unit length of every abc voice, in output order (`cmpL`).
+    cmp_l: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -581,11 +626,12 @@ fn set_key(fifths: i64, mode: &str) -> Result<(String, BTreeMap<String, i64>)> {
     Ok((key, alts))
 }
 
-fn abc_dur(dur: i64, fact: Option<(i64, i64)>, divs: i64) -> Result<String> {
+/// `abcdur`: a MusicXML duration in units of `L:1/unit_length`.
+fn abc_dur(dur: i64, fact: Option<(i64, i64)>, divs: i64, unit_length: i64) -> Result<String> {
     if dur == 0 {
         return Ok(String::new());
     }
-    let (mut num, mut den) = simplify(mul(UNIT_LENGTH, dur)?, mul(divs, 4)?)?;
+    let (mut num, mut den) = simplify(mul(unit_length, dur)?, mul(divs, 4)?)?;
     if let Some((nf, df)) = fact {
         (num, den) = simplify(mul(num, nf)?, mul(den, df)?)?;
     }
@@ -1324,7 +1370,7 @@ impl Parser {
         Ok((ix, tupcnt))
     }
 
-    fn out_voice(&mut self, measure: &[ObjId], divs: i64) -> Result<String> {
+    fn out_voice(&mut self, measure: &[ObjId], divs: i64, unit_length: i64) -> Result<String> {
         let mut ix = 0;
         while ix < measure.len() {
             let id = measure[ix];
@@ -1339,7 +1385,7 @@ impl Parser {
         for &id in measure {
             match &mut self.objs[id].kind {
                 Kind::Note(nx) => {
-                    let durstr = abc_dur(nx.dur, nx.fact, divs)?;
+                    let durstr = abc_dur(nx.dur, nx.fact, divs, unit_length)?;
                     let chord = nx.ns.len() > 1;
                     let cns: Vec<String> = nx
                         .ns
@@ -1430,6 +1476,29 @@ impl Parser {
         Ok(())
     }
 
+    /// `compUnitLength`: of 1/4, 1/8 and 1/16, the unit length that spells voice `iv`'s
+    /// durations in the fewest characters (the first of equals).
+    fn comp_unit_length(&self, iv: i64, divs: &[i64]) -> Result<i64> {
+        let mut best = (0, usize::MAX);
+        for unit in [4, 8, 16] {
+            let mut length = 0;
+            for (im, voices) in self.g_maten.iter().enumerate() {
+                let d = *divs.get(im).ok_or_else(|| fail("IndexError: divisions"))?;
+                for &id in voices.get(&iv).map(Vec::as_slice).unwrap_or_default() {
+                    if let Kind::Note(n) = &self.objs[id].kind {
+                        if n.dur != 0 {
+                            length += abc_dur(n.dur, n.fact, d, unit)?.len();
+                        }
+                    }
+                }
+            }
+            if length < best.1 {
+                best = (unit, length);
+            }
+        }
+        Ok(best.0)
+    }
+
     fn out_voices(&mut self, divs: &[i64]) -> Result<OMap<i64, i64>> {
         let mut vvmap = OMap::default();
         let mut keys = self.vnums.clone();
@@ -1440,6 +1509,11 @@ impl Parser {
             if self.cnt_note.get(&iv).copied().unwrap_or(0) == 0 {
                 continue;
             }
+            let unit_length = match self.options.unit_length {
+                Some(l) => l,
+                None => self.comp_unit_length(iv, divs)?,
+            };
+            self.cmp_l.push(unit_length);
             let mut vn: Vec<String> = Vec::new();
             let mut vl: BTreeMap<i64, Vec<String>> = BTreeMap::new();
             for im in 0..self.g_maten.len() {
@@ -1448,7 +1522,7 @@ impl Parser {
                     .cloned()
                     .ok_or_else(|| key_err("voice"))?;
                 let d = *divs.get(im).ok_or_else(|| fail("IndexError: divisions"))?;
-                vn.push(self.out_voice(&measure, d)?);
+                vn.push(self.out_voice(&measure, d, unit_length)?);
                 self.check_melismas(im, iv)?;
                 let lyr = self.g_lyrics[im]
                     .get(&iv)
@@ -2127,8 +2201,14 @@ impl Parser {
                     {
                         vs = v;
                     }
-                    if let Some(prg) = prg.filter(|p| !p.is_empty()) {
-                        py_int(&prg)?;
+                    let inst = match prg.filter(|p| !p.is_empty()) {
+                        Some(prg) => Some(format!("program {}", py_int(&prg)? - 1)),
+                        None => findtext(t, "midi-instrument/midi-channel")
+                            .filter(|c| !c.is_empty())
+                            .map(|c| format!("channel {c}")),
+                    };
+                    if let (Some(inst), true) = (inst, self.options.inline_midi) {
+                        self.append_elem(vs, &format!("[I:MIDI= {inst}]"), false)?;
                     }
                 }
             }
@@ -2590,10 +2670,10 @@ impl Parser {
         if !any_voice {
             return Err(fail("nothing written, the score has no notes"));
         }
-        Ok(self.mk_header(&partlist))
+        self.mk_header(&partlist)
     }
 
-    fn mk_header(&mut self, partlist: &[PItem]) -> String {
+    fn mk_header(&mut self, partlist: &[PItem]) -> Result<String> {
         let mut acc_vce: Vec<(String, String)> = Vec::new();
         let mut acc_stf: Vec<String> = Vec::new();
         let staffs = self.g_stf_map.clone();
@@ -2636,7 +2716,27 @@ impl Parser {
                 self.tempo_units.0, self.tempo_units.1, self.tempo
             )
         };
-        hd.push_str(&format!("L:1/{UNIT_LENGTH}\n{tempo}M:{}\n", self.mtr));
+        // The most common unit length over all voices (the first of equals, as Python's stable
+        // sort of a dict in insertion order gives).
+        let mut counts: Vec<(i64, usize)> = Vec::new();
+        for &l in &self.cmp_l {
+            match counts.iter_mut().find(|(x, _)| *x == l) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((l, 1)),
+            }
+        }
+        let default_length = match self.options.unit_length {
+            Some(l) => l,
+            None => counts
+                .iter()
+                .fold(None, |best: Option<(i64, usize)>, &(l, n)| match best {
+                    Some((_, m)) if m >= n => best,
+                    _ => Some((l, n)),
+                })
+                .map(|(l, _)| l)
+                .ok_or_else(|| fail("IndexError: list index out of range"))?,
+        };
+        hd.push_str(&format!("L:1/{default_length}\n{tempo}M:{}\n", self.mtr));
         hd.push_str(&format!("K:{}\n", self.key));
         if self.stemless {
             hd.push_str("U:s=!stemless!\n");
@@ -2662,13 +2762,20 @@ impl Parser {
                     hd.push_str(&format!("I:percmap {abc_note} {step} {midi} {head}\n"));
                 }
             }
+            let own = usize::try_from(vnum - 1)
+                .ok()
+                .and_then(|i| self.cmp_l.get(i))
+                .ok_or_else(|| fail("IndexError: list index out of range"))?;
+            if *own != default_length {
+                hd.push_str(&format!("L:1/{own}\n"));
+            }
         }
         let mut out = hd;
         for l in &self.outlist {
             out.push_str(l);
         }
         out.push('\n');
-        out
+        Ok(out)
     }
 }
 
@@ -2703,12 +2810,12 @@ mod tests {
 
     #[test]
     fn durations_follow_xml2abc() {
-        assert_eq!(abc_dur(1, None, 1).ok().as_deref(), Some("2"));
-        assert_eq!(abc_dur(1, None, 2).ok().as_deref(), Some(""));
-        assert_eq!(abc_dur(1, None, 4).ok().as_deref(), Some("/"));
-        assert_eq!(abc_dur(3, None, 4).ok().as_deref(), Some("3/2"));
+        assert_eq!(abc_dur(1, None, 1, 8).ok().as_deref(), Some("2"));
+        assert_eq!(abc_dur(1, None, 2, 8).ok().as_deref(), Some(""));
+        assert_eq!(abc_dur(1, None, 4, 8).ok().as_deref(), Some("/"));
+        assert_eq!(abc_dur(3, None, 4, 8).ok().as_deref(), Some("3/2"));
         // A triplet eighth (2/3 of an eighth in divisions) is written as a plain eighth after `(3`.
-        assert_eq!(abc_dur(2, Some((3, 2)), 6).ok().as_deref(), Some(""));
+        assert_eq!(abc_dur(2, Some((3, 2)), 6, 8).ok().as_deref(), Some(""));
     }
 
     #[test]

@@ -171,22 +171,55 @@ impl Default for Config {
     }
 }
 
+/// Reads a `config.json` of any family and checks it with `validate`; errors name the file.
+pub(crate) fn read_config<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    validate: impl FnOnce(&T) -> Result<(), String>,
+) -> crate::Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Io {
+        path: path.to_path_buf(),
+        error: e,
+    })?;
+    let config: T = serde_json::from_str(&text).map_err(|e| crate::Error::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    validate(&config).map_err(|message| crate::Error::Config {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(config)
+}
+
+/// Checks that an encoder's heads divide its hidden size.
+pub(crate) fn check_heads(name: &str, hidden: usize, heads: usize) -> Result<(), String> {
+    if heads == 0 || !hidden.is_multiple_of(heads) {
+        return Err(format!(
+            "{name}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that an encoder has the positions a segment needs.
+pub(crate) fn check_positions(
+    name: &str,
+    have: usize,
+    need: usize,
+    what: &str,
+) -> Result<(), String> {
+    if have < need {
+        return Err(format!(
+            "{name}: max_position_embeddings is {have}, needs at least {what} = {need}"
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Reads and checks a `config.json`.
     pub fn from_file(path: &Path) -> crate::Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Io {
-            path: path.to_path_buf(),
-            error: e,
-        })?;
-        let config: Config = serde_json::from_str(&text).map_err(|e| crate::Error::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        config.validate().map_err(|message| crate::Error::Config {
-            path: path.to_path_buf(),
-            message,
-        })?;
-        Ok(config)
+        read_config(path, Config::validate)
     }
 
     /// Checks the relations between sizes that the model relies on.

@@ -20,6 +20,8 @@
 #![deny(missing_docs)]
 
 pub mod bert;
+pub mod clamp1;
+pub mod clamp2;
 mod clamp3;
 pub mod config;
 mod error;
@@ -28,6 +30,8 @@ pub mod mert;
 pub mod weights;
 pub mod xlm_roberta;
 
+pub use clamp1::{Clamp1Config, Clamp1Model};
+pub use clamp2::{Clamp2Config, Clamp2Model, M3Model};
 pub use clamp3::{masked_mean, Clamp3Model, EncoderInput, Modality};
 pub use config::Config;
 pub use error::{Error, Result};

@@ -17,26 +17,34 @@ use candle_nn::VarBuilder;
 /// Distinct values of one patch position: the one-hot width (ASCII).
 pub const PATCH_VOCAB: usize = 128;
 
-/// `symbolic_model.patch_embedding`: Linear(`patch_size * 128` → H), applied as a gather-sum.
-struct PatchEmbedding {
-    /// The weight transposed to `[patch_size * 128, H]`, so each one-hot column is a row.
+/// `symbolic_model.patch_embedding`: Linear(`patch_size * vocab` → H), applied as a gather-sum.
+/// `vocab` is the one-hot width of a patch position: 128 in M3 (CLaMP 2 and 3), 98 in CLaMP 1.
+pub(crate) struct PatchEmbedding {
+    /// The weight transposed to `[patch_size * vocab, H]`, so each one-hot column is a row.
     columns: Tensor,
     bias: Tensor,
     patch_size: usize,
+    vocab: usize,
 }
 
 impl PatchEmbedding {
-    fn load(vb: VarBuilder, patch_size: usize, hidden: usize) -> Result<Self> {
-        let weight = vb.get((hidden, patch_size * PATCH_VOCAB), "weight")?;
+    pub(crate) fn load(
+        vb: VarBuilder,
+        patch_size: usize,
+        vocab: usize,
+        hidden: usize,
+    ) -> Result<Self> {
+        let weight = vb.get((hidden, patch_size * vocab), "weight")?;
         Ok(Self {
             columns: weight.t()?.contiguous()?,
             bias: vb.get(hidden, "bias")?,
             patch_size,
+            vocab,
         })
     }
 
     /// `patches`: `[batch, seq, patch_size]` u32 → `[batch, seq, H]`.
-    fn forward(&self, patches: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, patches: &Tensor) -> Result<Tensor> {
         let (b, t, p) = patches.dims3()?;
         if p != self.patch_size {
             candle_core::bail!(
@@ -45,16 +53,18 @@ impl PatchEmbedding {
             );
         }
         let max = patches.max_all()?.to_scalar::<u32>()?;
-        if max as usize >= PATCH_VOCAB {
-            candle_core::bail!("patch value {max} is outside the one-hot range 0..{PATCH_VOCAB}");
+        if max as usize >= self.vocab {
+            candle_core::bail!(
+                "patch value {max} is outside the one-hot range 0..{}",
+                self.vocab
+            );
         }
         // One gather per patch position keeps the temporary at [batch * seq, H] instead of
         // [batch * seq * patch_size, H].
         let flat = patches.reshape((b * t, p))?;
         let mut sum = self.bias.unsqueeze(0)?.repeat((b * t, 1))?;
         for position in 0..p {
-            let rows =
-                (flat.narrow(1, position, 1)?.squeeze(1)? + (position * PATCH_VOCAB) as f64)?;
+            let rows = (flat.narrow(1, position, 1)?.squeeze(1)? + (position * self.vocab) as f64)?;
             sum = (sum + self.columns.index_select(&rows, 0)?)?;
         }
         sum.reshape((b, t, ()))
@@ -74,6 +84,7 @@ impl M3PatchEncoder {
             patch_embedding: PatchEmbedding::load(
                 vb.pp("patch_embedding"),
                 patch_size,
+                PATCH_VOCAB,
                 cfg.hidden_size,
             )?,
             base: BertModel::load(vb.pp("base"), cfg)?,

@@ -49,6 +49,19 @@ pub fn similarities(query: &[f32], references: &[Vec<f32>]) -> Vec<f32> {
     references.iter().map(|r| cosine(query, r)).collect()
 }
 
+/// CLaMP 1's `compute_values`: the softmax over the references of the query's cosine to each,
+/// scaled by `e` (`exp(1)`, the reference's fixed temperature) - the "Prob" `clamp.py` prints.
+pub fn compute_values(query: &[f32], references: &[Vec<f32>]) -> Vec<f32> {
+    let logits: Vec<f64> = similarities(query, references)
+        .into_iter()
+        .map(|s| f64::from(s) * std::f64::consts::E)
+        .collect();
+    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+    let total: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / total) as f32).collect()
+}
+
 /// One search result.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
@@ -88,6 +101,20 @@ mod tests {
         assert!((cosine(&[1.0, 1.0], &[2.0, 2.0]) - 1.0).abs() < 1e-6);
         assert!((cosine(&[1.0, 0.0], &[1.0, 1.0]) - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
         assert_eq!(cosine(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
+    }
+
+    #[test]
+    fn values_are_a_softmax_of_scaled_cosines() {
+        let refs = vec![vec![1.0, 0.0], vec![0.0, 3.0], vec![-2.0, 0.0]];
+        let values = compute_values(&[5.0, 0.0], &refs);
+        let e = std::f64::consts::E;
+        let total = e.exp() + 1.0 + (-e).exp();
+        for (v, want) in values
+            .iter()
+            .zip([e.exp() / total, 1.0 / total, (-e).exp() / total])
+        {
+            assert!((f64::from(*v) - want).abs() < 1e-6, "{v} vs {want}");
+        }
     }
 
     #[test]

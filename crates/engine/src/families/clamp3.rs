@@ -106,7 +106,7 @@ impl Clamp3 {
 
 /// The value in `cell`, initialised by `load` on first use; a failure is kept and given to every
 /// later caller too (loading is not retried per file).
-fn shared<'a, T>(
+pub(crate) fn shared<'a, T>(
     cell: &'a OnceLock<Result<T>>,
     what: &'static str,
     load: impl FnOnce() -> Result<T>,

@@ -1,5 +1,7 @@
 //! The model families, one file each, behind [`Family`](crate::Family).
 
+pub mod clamp1;
+pub mod clamp2;
 pub mod clamp3;
 
 use crate::family::Family;
@@ -10,5 +12,8 @@ use crate::Result;
 pub fn open(spec: &ModelSpec) -> Result<Box<dyn Family>> {
     Ok(match spec.model {
         ModelId::Clamp3Saas | ModelId::Clamp3C2 => Box::new(clamp3::Clamp3::new(spec)?),
+        ModelId::Clamp2 => Box::new(clamp2::Clamp2::new(spec)?),
+        ModelId::M3 => Box::new(clamp2::M3::new(spec)?),
+        ModelId::Clamp1S512 | ModelId::Clamp1S1024 => Box::new(clamp1::Clamp1::new(spec)?),
     })
 }
