@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod bert;
+pub mod blip;
 mod clamp3;
 pub mod config;
 mod error;
