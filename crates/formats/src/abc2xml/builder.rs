@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::parser::{simplify, ChordSym, Elem, Field, Lyric, Measure, Note, ScorePart};
+use super::parser::{simplify, ChordSym, Elem, Field, Lyric, Measure, Note, PercMidi, ScorePart};
 use super::tree::{NodeId, Tree};
 use crate::{Error, Result};
 
@@ -406,6 +406,7 @@ static MIDI_CONTROL: LazyLock<Regex> = LazyLock::new(|| re(r"control *(\d+) +(\d
 static MIDI_TRANSPOSE: LazyLock<Regex> = LazyLock::new(|| re(r"transpose[^-\d]*(-?\d+)"));
 static VOICE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r#"(?:name|nm)="([^"]*)""#));
 static VOICE_SUBNAME: LazyLock<Regex> = LazyLock::new(|| re(r#"(?:subname|snm|sname)="([^"]*)""#));
+static HEAD_DASH: LazyLock<Regex> = LazyLock::new(|| re(r"(.)-([^x])"));
 static NOTEHEAD_SIGN: LazyLock<Regex> = LazyLock::new(|| re(r"[+-]$"));
 
 fn unsupported(what: &str) -> Error {
@@ -2214,11 +2215,47 @@ impl Builder {
                 }
             }
         } else if x.starts_with("percmap") {
-            return Err(unsupported("I:percmap"));
+            self.read_perc_map(x)?;
         } else {
             self.info(format!("skipped I-field: {x}"));
         }
         Ok(())
+    }
+
+    /// `readPercMap`: an `I:percmap` line into the percussion map of the current part.
+    fn read_perc_map(&mut self, x: &str) -> Result<()> {
+        let m = super::parser::parse_percmap(x)?;
+        let (nstep, noct) = m.display.clone().unwrap_or((m.step.clone(), m.oct));
+        let midi = match &m.midi {
+            PercMidi::Star => midi_value(&m.acc, &m.step, m.oct).to_string(),
+            PercMidi::Pitch(a, s, o) => midi_value(a, s, *o).to_string(),
+            PercMidi::Number(n) => n.to_string(),
+            PercMidi::Name(name) => self.drum_midi_number(&name.to_lowercase()),
+        };
+        let head = HEAD_DASH.replace_all(&m.head, "$1 $2").to_string();
+        self.perc_map.insert(
+            (self.pid.clone(), format!("{}{}", m.acc, m.step), m.oct),
+            (nstep, noct, midi, head),
+        );
+        Ok(())
+    }
+
+    /// `getMidNum`: the General MIDI number of a drum sound named by its `-`-separated parts.
+    fn drum_midi_number(&mut self, name: &str) -> String {
+        let mut ps: Vec<(&str, &str)> = GM_DRUMS.to_vec();
+        for (ip, part) in name.split('-').enumerate() {
+            ps.retain(|(nm, _)| nm.split('-').nth(ip).is_some_and(|x| x.contains(part)));
+            if ps.len() <= 1 {
+                break;
+            }
+        }
+        match ps.first() {
+            Some((_, n)) => n.to_string(),
+            None => {
+                self.info(format!("drum sound: {name} not found"));
+                "38".into()
+            }
+        }
     }
 
     fn inst_dir(
@@ -2601,6 +2638,72 @@ impl Builder {
         }
     }
 }
+
+/// `midiVal`: the MIDI number of an ABC note.
+fn midi_value(acc: &str, step: &str, oct: i64) -> i64 {
+    let up = step.to_uppercase();
+    let oct = if up == step { 4 } else { 5 } + oct;
+    let idx = "CDEFGAB".find(&up).unwrap_or(0);
+    oct * 12
+        + [0, 2, 4, 5, 7, 9, 11][idx]
+        + match acc {
+            "^" => 1,
+            "_" => -1,
+            _ => 0,
+        }
+        + 12
+}
+
+/// abc2xml's channel 10 sound names (`ch10`).
+const GM_DRUMS: [(&str, &str); 47] = [
+    ("acoustic-bass-drum", "35"),
+    ("bass-drum-1", "36"),
+    ("side-stick", "37"),
+    ("acoustic-snare", "38"),
+    ("hand-clap", "39"),
+    ("electric-snare", "40"),
+    ("low-floor-tom", "41"),
+    ("closed-hi-hat", "42"),
+    ("high-floor-tom", "43"),
+    ("pedal-hi-hat", "44"),
+    ("low-tom", "45"),
+    ("open-hi-hat", "46"),
+    ("low-mid-tom", "47"),
+    ("hi-mid-tom", "48"),
+    ("crash-cymbal-1", "49"),
+    ("high-tom", "50"),
+    ("ride-cymbal-1", "51"),
+    ("chinese-cymbal", "52"),
+    ("ride-bell", "53"),
+    ("tambourine", "54"),
+    ("splash-cymbal", "55"),
+    ("cowbell", "56"),
+    ("crash-cymbal-2", "57"),
+    ("vibraslap", "58"),
+    ("ride-cymbal-2", "59"),
+    ("hi-bongo", "60"),
+    ("low-bongo", "61"),
+    ("mute-hi-conga", "62"),
+    ("open-hi-conga", "63"),
+    ("low-conga", "64"),
+    ("high-timbale", "65"),
+    ("low-timbale", "66"),
+    ("high-agogo", "67"),
+    ("low-agogo", "68"),
+    ("cabasa", "69"),
+    ("maracas", "70"),
+    ("short-whistle", "71"),
+    ("long-whistle", "72"),
+    ("short-guiro", "73"),
+    ("long-guiro", "74"),
+    ("claves", "75"),
+    ("hi-wood-block", "76"),
+    ("low-wood-block", "77"),
+    ("mute-cuica", "78"),
+    ("open-cuica", "79"),
+    ("mute-triangle", "80"),
+    ("open-triangle", "81"),
+];
 
 /// `eval(beats)` for the meter numerators abc2xml meets: an integer or a sum `2+3`.
 fn eval_beats(beats: &str) -> Option<i128> {

@@ -1414,3 +1414,137 @@ fn convert_chord(t: &mut Vec<Elem>) {
         }
     }
 }
+
+/// The MIDI sound of an `I:percmap` line.
+#[derive(Debug, Clone)]
+pub(crate) enum PercMidi {
+    /// `*`: the MIDI number of the ABC note itself.
+    Star,
+    Number(i64),
+    /// A note whose MIDI number is the sound: accidental, step, octave.
+    Pitch(String, String, i64),
+    /// A General MIDI drum name (`bass-drum-1`).
+    Name(String),
+}
+
+/// `I:percmap <abc note> [<display step>] [<midi>] [<note head>]`.
+#[derive(Debug, Clone)]
+pub(crate) struct PercMap {
+    pub acc: String,
+    pub step: String,
+    pub oct: i64,
+    /// The display step and octave; `None` for `*` (the ABC note).
+    pub display: Option<(String, i64)>,
+    pub midi: PercMidi,
+    pub head: String,
+}
+
+/// `abc_percmap`: the whitespace-sensitive `percmap` grammar.
+pub(crate) fn parse_percmap(x: &str) -> Result<PercMap> {
+    let chars: Vec<char> = expand_tabs(x).chars().collect();
+    let src = Src { s: &chars };
+    let fail = |p: usize| parse_fail("I:percmap", &chars, p);
+    let white = |p: usize| {
+        let mut q = p;
+        while src.at(q).is_some_and(|c| c == ' ' || c == '\t') {
+            q += 1;
+        }
+        q
+    };
+    let white2 = |p: usize| {
+        let q = white(p);
+        if q > p {
+            Some(q)
+        } else {
+            (p == chars.len()).then_some(p)
+        }
+    };
+    let w3 = |p: usize| white2(p).unwrap_or(p);
+    let octave_raw = |p: usize| {
+        for (mark, sign) in [('\'', 1i64), (',', -1)] {
+            let mut q = p;
+            while src.at(q) == Some(mark) {
+                q += 1;
+            }
+            if q > p {
+                return (q, sign * (q - p) as i64);
+            }
+        }
+        (p, 0)
+    };
+    let step = |p: usize| {
+        let (q, s) = src.one_of_raw(p, &NOTE_LETTERS)?;
+        let (q, o) = octave_raw(q);
+        Some((q, s.to_string(), o))
+    };
+    let pitchg = |p: usize| {
+        let (q, acc) = match src.one_of_raw(p, &ACCIDENTALS) {
+            Some((q, a)) => (q, a.to_string()),
+            None => (p, String::new()),
+        };
+        let (q, s, o) = step(q)?;
+        white2(q)?;
+        Some((q, acc, s, o))
+    };
+    let percid = |p: usize| {
+        let mut q = p;
+        while src
+            .at(q)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            q += 1;
+        }
+        (q > p).then(|| (q, src.text(p, q)))
+    };
+    if !src.starts(0, "percmap") {
+        return Err(fail(0));
+    }
+    let p = w3(7);
+    let Some((p, acc, astep, aoct)) = pitchg(p) else {
+        return Err(fail(p));
+    };
+    let p = w3(p);
+    let (p, display) = match step(p).filter(|(q, _, _)| white2(*q).is_some()) {
+        Some((q, s, o)) => (q, Some((s, o))),
+        None if src.at(p) == Some('*') => (p + 1, None),
+        None => (p, None),
+    };
+    let p = w3(p);
+    let (p, midi) = if src.at(p) == Some('*') {
+        (p + 1, PercMidi::Star)
+    } else if let Some((q, n)) = {
+        let mut q = p;
+        while src.at(q).is_some_and(|c| c.is_ascii_digit()) {
+            q += 1;
+        }
+        (q > p).then(|| (q, src.text(p, q)))
+    } {
+        let n = n.parse().map_err(|_| fail(p))?;
+        (q, PercMidi::Number(n))
+    } else if let Some((q, a, s, o)) = pitchg(p) {
+        (q, PercMidi::Pitch(a, s, o))
+    } else if let Some((q, id)) = percid(p) {
+        (q, PercMidi::Name(id))
+    } else {
+        (p, PercMidi::Star)
+    };
+    let p = w3(p);
+    let head = match percid(p) {
+        Some((q, id)) => {
+            if src.at(q) == Some('+') {
+                format!("{id}+")
+            } else {
+                id
+            }
+        }
+        None => String::new(),
+    };
+    Ok(PercMap {
+        acc,
+        step: astep,
+        oct: aoct,
+        display,
+        midi,
+        head,
+    })
+}
