@@ -39,6 +39,6 @@ pub fn embed(encoder: &dyn Encoder, input: &ModelInput, pooling: Pooling) -> Res
         pooling,
         BatchLimits::for_device(encoder.device()),
     )
-        .pop()
-        .unwrap_or(Err(crate::Error::Empty("the input has no items")))
+    .pop()
+    .unwrap_or(Err(crate::Error::Empty("the input has no items")))
 }
