@@ -66,8 +66,9 @@ pub struct Options {
     pub pooling: Pooling,
     /// How `.npy` inputs are read.
     pub npy: NpyReading,
-    /// The size of one forward pass.
-    pub limits: BatchLimits,
+    /// The size of one forward pass; `None`: what suits the model's device
+    /// ([`BatchLimits::for_device`]).
+    pub limits: Option<BatchLimits>,
     /// How many inputs are read and prepared ahead of the encoder (bounds memory).
     pub chunk: usize,
 }
@@ -77,7 +78,7 @@ impl Default for Options {
         Options {
             pooling: Pooling::Global,
             npy: NpyReading::Auto,
-            limits: BatchLimits::default(),
+            limits: None,
             chunk: 256,
         }
     }
@@ -294,7 +295,10 @@ impl Engine {
             }
         };
         let inputs: Vec<&ModelInput> = prepared.iter().map(|p| &p.input).collect();
-        let results = embed_many(encoder, &inputs, options.pooling, options.limits);
+        let limits = options
+            .limits
+            .unwrap_or_else(|| BatchLimits::for_device(encoder.device()));
+        let results = embed_many(encoder, &inputs, options.pooling, limits);
         for (p, result) in prepared.iter().zip(results) {
             let result = result.map_err(|e| Error::from(e).with_path(&p.name));
             if let (Ok(embedded), Some(key), Some(cache)) = (&result, &p.key, &self.cache) {

@@ -87,11 +87,15 @@ fn all_goldens_in_one_batched_call_match_the_reference() {
     let items: Vec<Item> = cases.iter().map(|c| Item::File(c.0.clone())).collect();
     // Small batches too, so that segments of different files and lengths share padded batches.
     for limits in [
-        BatchLimits::default(),
-        BatchLimits {
+        None,
+        Some(BatchLimits {
             max_rows: 40,
             max_segments: 3,
-        },
+        }),
+        Some(BatchLimits {
+            max_rows: 100_000,
+            max_segments: 1000,
+        }),
     ] {
         for pooling in [Pooling::Global, Pooling::Local] {
             let options = Options {

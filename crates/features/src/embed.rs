@@ -33,7 +33,12 @@ impl Embedding {
 /// length (all segments of a file have the same length, so no padding is needed). For many
 /// inputs, [`embed_many`] batches their segments together.
 pub fn embed(encoder: &dyn Encoder, input: &ModelInput, pooling: Pooling) -> Result<Embedding> {
-    embed_many(encoder, &[input], pooling, BatchLimits::default())
-        .pop()
-        .unwrap_or(Err(crate::Error::Empty("the input has no items")))
+    embed_many(
+        encoder,
+        &[input],
+        pooling,
+        BatchLimits::for_device(encoder.device()),
+    )
+    .pop()
+    .unwrap_or(Err(crate::Error::Empty("the input has no items")))
 }

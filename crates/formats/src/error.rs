@@ -67,6 +67,13 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// ABC could not be converted to MusicXML (where the reference abc2xml writes nothing, input
+    /// refused as hostile, or a feature this port does not support).
+    #[error("abc2xml failed: {reason}")]
+    Abc2Xml {
+        /// What went wrong.
+        reason: String,
+    },
     /// An I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

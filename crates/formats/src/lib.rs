@@ -7,6 +7,8 @@
 //! - [`xml2abc`]: MusicXML → standard ABC as the reference's `xml2abc.py -d 8 -x`
 //!   ([`xml2abc::convert`]).
 //! - [`abc`]: standard ABC → interleaved ABC ([`abc::interleave`], [`abc::is_interleaved`]).
+//! - [`abc2xml`]: (interleaved) ABC → MusicXML as the reference's `batch_abc2xml.py`
+//!   ([`abc2xml::convert`]).
 //! - [`midi`]: MIDI → MTF text ([`midi::midi_to_mtf`]); [`mtf`]: MTF → MIDI ([`mtf::mtf_to_midi`]).
 //! - [`patch`]: the M3 patchilizer (interleaved ABC or MTF text → 64-byte patches).
 //! - [`bar_patch`]: CLaMP 1's `abc_filter` and bar patchilizer (standard ABC → 64-id patches).
@@ -15,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod abc;
+pub mod abc2xml;
 pub mod bar_patch;
 mod error;
 pub mod midi;

@@ -97,9 +97,11 @@ impl SelfAttention {
     }
 }
 
-/// Scaled dot-product attention over `num_heads` heads: `q` (already scaled), `k` and `v` are the
-/// projected `[batch, seq, hidden]` inputs; `mask` is an optional additive `[batch, 1, 1, seq]`
-/// bias. Returns the heads merged back to `[batch, seq, hidden]`, before the output projection.
+/// Scaled dot-product attention over `num_heads` heads: `q` (already scaled) is the projected
+/// `[batch, seq, hidden]` query, `k` and `v` the projected `[batch, kv_seq, hidden]` keys and
+/// values (the same sequence, or another one in cross-attention); `mask` is an optional additive
+/// bias broadcast to `[batch, heads, seq, kv_seq]`. Returns the heads merged back to
+/// `[batch, seq, hidden]`, before the output projection.
 pub(crate) fn multi_head_attention(
     q: &Tensor,
     k: &Tensor,
@@ -109,6 +111,7 @@ pub(crate) fn multi_head_attention(
 ) -> Result<Tensor> {
     let (b, t, h) = q.dims3()?;
     let split = |x: &Tensor| {
+        let (b, t, h) = x.dims3()?;
         x.reshape((b, t, num_heads, h / num_heads))?
             .transpose(1, 2)?
             .contiguous()

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod bert;
+pub mod blip;
 pub mod clamp1;
 pub mod clamp2;
 mod clamp3;
