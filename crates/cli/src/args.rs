@@ -68,6 +68,11 @@ pub struct ModelArgs {
     /// `pytorch_model.bin`). Default: m-a-p/MERT-v1-95M from the Hub cache (CC-BY-NC-4.0).
     #[arg(long, env = "CLAMP3_MERT", value_name = "DIR")]
     pub mert: Option<PathBuf>,
+    /// BLIP captioning folder for image files (`config.json`, `model.safetensors` or
+    /// `pytorch_model.bin`, `preprocessor_config.json`, `tokenizer.json`): an image is embedded
+    /// as its caption. Default: Salesforce/blip-image-captioning-base from the Hub cache.
+    #[arg(long, env = "CLAMP3_BLIP", value_name = "DIR")]
+    pub blip: Option<PathBuf>,
     /// Where to run the model.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceArg,
@@ -99,6 +104,7 @@ impl ModelArgs {
             config: self.config.clone(),
             tokenizer: self.tokenizer.clone(),
             mert: self.mert.clone(),
+            blip: self.blip.clone(),
             device: self.device.into(),
             ..ModelSpec::default()
         })

@@ -5,7 +5,7 @@ use crate::args::{CacheArgs, ModelArgs};
 use crate::batch::{self, Report};
 use anyhow::anyhow;
 use clamp3_engine::{Cache, Embedded, Engine, Error, Item, Options, Progress, Source};
-use clamp3_features::{FileKind, Pooling};
+use clamp3_features::{Caption, FileKind, Pooling};
 use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -126,6 +126,10 @@ impl Embedder {
     }
 
     fn one(&self, item: Item) -> anyhow::Result<Vec<f32>> {
+        Ok(self.one_embedded(item)?.embedding.data)
+    }
+
+    fn one_embedded(&self, item: Item) -> anyhow::Result<Embedded> {
         let bar = Bar::new("embedding");
         let result = self
             .engine
@@ -136,10 +140,17 @@ impl Embedder {
         match result {
             Ok(embedded) => {
                 self.count(&embedded);
-                Ok(embedded.embedding.data)
+                Ok(embedded)
             }
             Err(e) => Err(fatal(&e).unwrap_or_else(|| anyhow!("{e}"))),
         }
+    }
+
+    /// The global vector of one query file and, for an image, the caption embedded in its
+    /// place; the error names the file.
+    pub fn query(&self, path: &Path) -> anyhow::Result<(Vec<f32>, Option<Caption>)> {
+        let embedded = self.one_embedded(Item::File(path.to_path_buf()))?;
+        Ok((embedded.embedding.data, embedded.caption))
     }
 
     /// The global vector of a literal text.
@@ -164,11 +175,6 @@ impl Embedder {
                 Err(e) => Err(fatal(&e).unwrap_or_else(|| anyhow!("{text:?}: {e}"))),
             })
             .collect()
-    }
-
-    /// The global vector of one file; the error names the file.
-    pub fn file(&self, path: &Path) -> anyhow::Result<Vec<f32>> {
-        self.one(Item::File(path.to_path_buf()))
     }
 
     /// The vectors of many files (`None` for those that failed, listed in the report), with a

@@ -9,8 +9,13 @@
 //! Entries are `.npy` files (`[1, D]` float32) at `<dir>/v1/<2 hex>/<64 hex>.npy`, written to a
 //! temporary sibling and renamed into place, so concurrent runs and interrupted runs never leave a
 //! truncated entry; an unreadable entry counts as a miss and is overwritten.
+//!
+//! An image's BLIP caption is kept the same way, as `<64 hex>.caption` (its ids on the first
+//! line, then its text), keyed by the captioner's identity and the image's bytes; the image's
+//! vector is then its caption's, keyed as a text.
 
 use crate::{Error, Result};
+use clamp3_features::Caption;
 use clamp3_io::npy;
 use std::path::{Path, PathBuf};
 
@@ -109,6 +114,33 @@ impl Cache {
         let path = self.entry_path(key);
         clamp3_io::write_atomic(&path, &npy::encode_f32(&[1, vector.len()], vector))
             .map_err(|e| Error::io(&path, e))
+    }
+
+    fn caption_path(&self, key: &Key) -> PathBuf {
+        self.entry_path(key).with_extension("caption")
+    }
+
+    /// The cached caption for `key`, if there is a readable one.
+    pub fn get_caption(&self, key: &Key) -> Option<Caption> {
+        let text = std::fs::read_to_string(self.caption_path(key)).ok()?;
+        // Line 1: the ids; the rest: the caption (which may hold newlines).
+        let (ids, caption) = text.split_once('\n')?;
+        let ids = ids
+            .split(' ')
+            .map(|id| id.parse().ok())
+            .collect::<Option<Vec<u32>>>()?;
+        Some(Caption {
+            text: caption.to_string(),
+            ids,
+        })
+    }
+
+    /// Stores an image's caption under `key`, atomically.
+    pub fn put_caption(&self, key: &Key, caption: &Caption) -> Result<()> {
+        let path = self.caption_path(key);
+        let ids: Vec<String> = caption.ids.iter().map(u32::to_string).collect();
+        let text = format!("{}\n{}", ids.join(" "), caption.text);
+        clamp3_io::write_atomic(&path, text.as_bytes()).map_err(|e| Error::io(&path, e))
     }
 
     /// How many entries the cache holds (all format versions) and their size.

@@ -11,7 +11,7 @@ use crate::family::Family;
 use crate::progress::Progress;
 use crate::spec::ModelSpec;
 use crate::{families, Error, Result};
-use clamp3_features::{embed_many, BatchLimits, Embedding, FileKind, ModelInput, Pooling};
+use clamp3_features::{embed_many, BatchLimits, Caption, Embedding, FileKind, ModelInput, Pooling};
 use clamp3_io::npy;
 use clamp3_models::Modality;
 use rayon::prelude::*;
@@ -104,6 +104,8 @@ pub struct Embedded {
     pub source: Source,
     /// The modality it was encoded as (`None` for a vector given as input).
     pub modality: Option<Modality>,
+    /// For an image, the caption that was embedded in its place.
+    pub caption: Option<Caption>,
 }
 
 /// An input read and looked up, not yet encoded.
@@ -113,6 +115,7 @@ struct Pending {
     kind: FileKind,
     bytes: Vec<u8>,
     key: Option<Key>,
+    caption: Option<Caption>,
 }
 
 /// A pending input converted for its encoder.
@@ -122,6 +125,7 @@ struct Prepared {
     modality: Modality,
     input: ModelInput,
     key: Option<Key>,
+    caption: Option<Caption>,
 }
 
 /// The embedding engine of one model: what every front end calls.
@@ -129,6 +133,7 @@ pub struct Engine {
     family: Box<dyn Family>,
     cache: Option<Cache>,
     identities: [OnceLock<Result<String>>; 3],
+    caption_identity: OnceLock<Result<String>>,
     cache_error: Mutex<bool>,
 }
 
@@ -144,6 +149,7 @@ impl Engine {
             family,
             cache,
             identities: Default::default(),
+            caption_identity: OnceLock::new(),
             cache_error: Mutex::new(false),
         }
     }
@@ -176,6 +182,70 @@ impl Engine {
         .map_err(Clone::clone)
     }
 
+    /// The identity of the family's image captioner ([`Family::caption_identity`]), computed
+    /// once.
+    fn caption_identity(&self) -> Result<&str> {
+        self.caption_identity
+            .get_or_init(|| {
+                self.family.caption_identity().map_err(|e| Error::Load {
+                    what: "the image captioner's files",
+                    error: std::sync::Arc::new(e),
+                })
+            })
+            .as_deref()
+            .map_err(Clone::clone)
+    }
+
+    /// An image's caption: from the cache when it was captioned before with the same
+    /// captioner, else from the family (and then cached).
+    fn caption_of(&self, image: &[u8], progress: &dyn Progress) -> Result<Caption> {
+        let key = match &self.cache {
+            Some(_) => Some(Key::new(
+                &format!("caption|{}", self.caption_identity()?),
+                image,
+            )),
+            None => None,
+        };
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
+            if let Some(caption) = cache.get_caption(key) {
+                return Ok(caption);
+            }
+        }
+        let caption = self.family.caption(image, progress)?;
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
+            // Like a vector that cannot be cached, a caption costs time only.
+            if cache.put_caption(key, &caption).is_err() {
+                self.warn_cache_once(progress, "the caption could not be cached");
+            }
+        }
+        Ok(caption)
+    }
+
+    /// The caption of an image item (what `clamp3 inspect caption` prints).
+    pub fn caption(&self, item: &Item, progress: &dyn Progress) -> Result<Caption> {
+        let kind = kind_of(item)?;
+        if kind != FileKind::Image {
+            return Err(Error::Spec(format!(
+                "{}: captions are for images (.png, .jpg, .jpeg)",
+                item.name().display()
+            )));
+        }
+        self.accepted(kind)?;
+        let bytes = bytes_of(item)?;
+        self.caption_of(&bytes, progress)
+            .map_err(|e| e.with_path(item.name()))
+    }
+
+    fn warn_cache_once(&self, progress: &dyn Progress, what: &str) {
+        let mut said = self.cache_error.lock().unwrap_or_else(|e| e.into_inner());
+        if !*said {
+            *said = true;
+            progress.warning(&format!(
+                "could not write the feature cache ({what}); results are unaffected"
+            ));
+        }
+    }
+
     /// The global vector of a literal text.
     pub fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
         let mut results = self.embed(
@@ -191,9 +261,15 @@ impl Engine {
 
     /// What the encoder reads for an input (token ids, patches, feature rows), before segmenting.
     pub fn model_input(&self, item: &Item, progress: &dyn Progress) -> Result<ModelInput> {
-        let kind = kind_of(item)?;
+        let mut kind = kind_of(item)?;
         self.accepted(kind)?;
-        let bytes = bytes_of(item)?;
+        let mut bytes = bytes_of(item)?;
+        if kind == FileKind::Image {
+            let caption = self
+                .caption_of(&bytes, progress)
+                .map_err(|e| e.with_path(item.name()))?;
+            (kind, bytes) = (FileKind::Text, caption.text.into_bytes());
+        }
         self.family
             .prepare(kind, item.name(), bytes, progress)
             .map_err(|e| e.with_path(item.name()))
@@ -254,7 +330,7 @@ impl Engine {
             .filter_map(|(i, item)| {
                 let index = offset + i;
                 let outcome = self
-                    .look_up(index, item, options)
+                    .look_up(index, item, options, progress)
                     .and_then(|found| match found {
                         Found::Done(embedded) => Ok(Err(embedded)),
                         Found::Pending(pending) => self.prepare(pending, progress).map(Ok),
@@ -304,13 +380,7 @@ impl Engine {
             if let (Ok(embedded), Some(key), Some(cache)) = (&result, &p.key, &self.cache) {
                 if let Err(e) = cache.put(key, &embedded.data) {
                     // A cache that cannot be written (read-only, full) costs speed, not results.
-                    let mut said = self.cache_error.lock().unwrap_or_else(|e| e.into_inner());
-                    if !*said {
-                        *said = true;
-                        progress.warning(&format!(
-                            "could not write the feature cache ({e}); results are unaffected"
-                        ));
-                    }
+                    self.warn_cache_once(progress, &e.to_string());
                 }
             }
             finish(
@@ -319,6 +389,7 @@ impl Engine {
                     embedding,
                     source: Source::Computed,
                     modality: Some(p.modality),
+                    caption: p.caption.clone(),
                 }),
             );
         }
@@ -337,10 +408,24 @@ impl Engine {
 
     /// Reads an input, decides its kind, and answers it from a vector file or the cache when it
     /// can.
-    fn look_up(&self, index: usize, item: &Item, options: &Options) -> Result<Found> {
-        let kind = kind_of(item)?;
+    /// An image is captioned here, and goes on as its caption's text: its vector is keyed by
+    /// the caption (which is keyed by the captioner and the image).
+    fn look_up(
+        &self,
+        index: usize,
+        item: &Item,
+        options: &Options,
+        progress: &dyn Progress,
+    ) -> Result<Found> {
+        let mut kind = kind_of(item)?;
         let modality = self.accepted(kind)?;
-        let bytes = bytes_of(item)?;
+        let mut bytes = bytes_of(item)?;
+        let mut caption = None;
+        if kind == FileKind::Image {
+            let captioned = self.caption_of(&bytes, progress)?;
+            (kind, bytes) = (FileKind::Text, captioned.text.clone().into_bytes());
+            caption = Some(captioned);
+        }
         if kind == FileKind::MertFeatures {
             if let Some(vector) = self.npy_vector(&bytes, options.npy)? {
                 if options.pooling == Pooling::Local {
@@ -352,6 +437,7 @@ impl Engine {
                     embedding: vector,
                     source: Source::Vector,
                     modality: None,
+                    caption: None,
                 }));
             }
         }
@@ -371,6 +457,7 @@ impl Engine {
                     },
                     source: Source::Cache,
                     modality: Some(modality),
+                    caption,
                 }));
             }
         }
@@ -380,6 +467,7 @@ impl Engine {
             kind,
             bytes,
             key,
+            caption,
         }))
     }
 
@@ -429,6 +517,7 @@ impl Engine {
             modality,
             input,
             key: pending.key,
+            caption: pending.caption,
         })
     }
 }
@@ -471,5 +560,6 @@ pub fn kind_description(kind: FileKind) -> &'static str {
         FileKind::Abc | FileKind::MusicXml => "sheet music",
         FileKind::Mtf | FileKind::Midi => "MIDI",
         FileKind::MertFeatures | FileKind::Audio => "audio",
+        FileKind::Image => "images",
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::progress::Progress;
 use crate::Result;
-use clamp3_features::{Encoder, FileKind, ModelInput};
+use clamp3_features::{Caption, Encoder, FileKind, ModelInput};
 use clamp3_models::Modality;
 use std::path::Path;
 
@@ -47,4 +47,22 @@ pub trait Family: Send + Sync {
 
     /// The encoders and projections, loaded on first use.
     fn encoder(&self) -> Result<&dyn Encoder>;
+
+    /// The identity of the image captioner (its files), which keys cached captions. Only a
+    /// family that takes images (`modality_of(FileKind::Image)`) needs one.
+    fn caption_identity(&self) -> Result<String> {
+        Err(crate::Error::Spec(format!(
+            "{} does not caption images",
+            self.name()
+        )))
+    }
+
+    /// An image file's caption, which the family then embeds as a text (`FileKind::Text`).
+    fn caption(&self, image: &[u8], progress: &dyn Progress) -> Result<Caption> {
+        let _ = (image, progress);
+        Err(crate::Error::Spec(format!(
+            "{} does not caption images",
+            self.name()
+        )))
+    }
 }

@@ -125,6 +125,9 @@ pub struct ModelSpec {
     pub tokenizer: Option<PathBuf>,
     /// The audio feature extractor's folder (MERT: `config.json` + weights).
     pub mert: Option<PathBuf>,
+    /// The image captioner's folder (BLIP: `config.json`, weights, `preprocessor_config.json`,
+    /// `tokenizer.json`); default: Salesforce/blip-image-captioning-base from the Hub.
+    pub blip: Option<PathBuf>,
     /// Where to run.
     pub device: DeviceChoice,
     /// The number format.

@@ -18,7 +18,7 @@ pub enum Error {
         error: Box<Error>,
     },
     /// The file's extension names no supported modality.
-    #[error("unsupported file type {0:?} (expected .txt, .abc, .mtf, .mid, .midi, .xml, .musicxml, .mxl, .npy, .wav, .mp3, .flac or .ogg)")]
+    #[error("unsupported file type {0:?} (expected .txt, .abc, .mtf, .mid, .midi, .xml, .musicxml, .mxl, .npy, .wav, .mp3, .flac, .ogg, .png, .jpg or .jpeg)")]
     Unsupported(String),
     /// The input holds nothing to embed once converted.
     #[error("nothing to embed: {0}")]
@@ -53,6 +53,9 @@ pub enum Error {
     /// Loading or running the model failed.
     #[error(transparent)]
     Model(#[from] clamp3_models::Error),
+    /// An image could not be decoded or preprocessed.
+    #[error(transparent)]
+    Image(#[from] clamp3_images::Error),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -26,6 +26,18 @@ pub const CLAMP1_S1024_REPO: &str = "sander-wood/clamp-small-1024";
 /// The text model whose tokenizer (and architecture) CLaMP 1 uses.
 pub const DISTILROBERTA_REPO: &str = "distilroberta-base";
 
+/// The image captioner whose captions stand for image queries (the reference's
+/// `inference/image_captioning.py`).
+pub const BLIP_REPO: &str = "Salesforce/blip-image-captioning-base";
+
+/// The files of the BLIP folder: config, weights, image processor, tokenizer.
+pub const BLIP_FILES: [&str; 4] = [
+    "config.json",
+    "model.safetensors",
+    "preprocessor_config.json",
+    "tokenizer.json",
+];
+
 /// Which published CLaMP 3 checkpoint to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Variant {
@@ -51,7 +63,7 @@ fn hub_error(repo: &str, file: &str, err: impl std::fmt::Display) -> Error {
     Error::Hub(format!(
         "cannot fetch {file} from https://huggingface.co/{repo}: {err}\n\
          If this machine is offline, download the file elsewhere and pass it explicitly \
-         (--weights / --tokenizer / --mert, or the CLAMP3_* environment variables), or copy a \
+         (--weights / --tokenizer / --mert / --blip, or the CLAMP3_* environment variables), or copy a \
          Hugging Face cache that holds it into $HF_HOME."
     ))
 }
@@ -95,4 +107,15 @@ pub fn mert_folder(progress: bool) -> Result<PathBuf> {
         .parent()
         .map(std::path::Path::to_path_buf)
         .ok_or_else(|| Error::Hub("the Hub cache returned a path without a folder".into()))
+}
+
+/// The official BLIP captioning folder ([`BLIP_FILES`]) in the Hub cache.
+pub fn blip_folder(progress: bool) -> Result<PathBuf> {
+    let mut folder = None;
+    for file in BLIP_FILES {
+        folder = fetch(BLIP_REPO, file, progress)?
+            .parent()
+            .map(std::path::Path::to_path_buf);
+    }
+    folder.ok_or_else(|| Error::Hub("the Hub cache returned a path without a folder".into()))
 }

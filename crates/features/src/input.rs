@@ -66,6 +66,9 @@ pub enum FileKind {
     MertFeatures,
     /// `.wav`, `.mp3`, `.flac`, `.ogg`: audio, through MERT.
     Audio,
+    /// `.png`, `.jpg`, `.jpeg`: an image, captioned by BLIP; the caption is embedded as a text
+    /// ([`crate::caption`]).
+    Image,
 }
 
 impl FileKind {
@@ -80,6 +83,7 @@ impl FileKind {
             "xml" | "musicxml" | "mxl" => FileKind::MusicXml,
             "npy" => FileKind::MertFeatures,
             "wav" | "mp3" | "flac" | "ogg" => FileKind::Audio,
+            "png" | "jpg" | "jpeg" => FileKind::Image,
             _ => return None,
         })
     }
@@ -173,6 +177,8 @@ pub fn prepare(
             let mert = mert.ok_or(Error::MissingModel("MERT model for audio input"))?;
             crate::audio::audio_input(mert, path, bytes)
         }
+        // Captioned first: the caption is prepared as `FileKind::Text`.
+        FileKind::Image => Err(Error::MissingModel("caption for image input")),
     }
 }
 

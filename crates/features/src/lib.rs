@@ -3,6 +3,7 @@
 //!
 //! - [`input`]: reads a file by its extension and converts it for its encoder ([`ModelInput`]).
 //! - [`audio`]: audio files through MERT.
+//! - [`caption`]: images → BLIP captions ([`caption::Captioner`]), embedded as texts.
 //! - [`text`]: the reference's text preparation (line de-duplication, `</s>` joins, XLM-R ids).
 //! - [`segment`]: the reference's segmentation ([`Segments`]).
 //! - [`embed()`]: segments, encodes and pools into an [`Embedding`], global or local;
@@ -24,6 +25,7 @@
 
 pub mod audio;
 pub mod batch;
+pub mod caption;
 mod embed;
 mod encoders;
 mod error;
@@ -33,6 +35,7 @@ pub mod segment;
 pub mod text;
 
 pub use batch::{embed_many, BatchLimits, Encoder, Segmenting};
+pub use caption::{Caption, Captioner};
 pub use clamp3_io::npy;
 pub use embed::{embed, Embedding, Pooling};
 pub use error::{Error, Result};

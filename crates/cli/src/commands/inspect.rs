@@ -27,12 +27,21 @@ pub enum InspectCommand {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Print the BLIP caption an image is embedded as (first line) and its BLIP token ids
+    /// (second line, a JSON array from `[DEC]` to `[SEP]`).
+    Caption {
+        /// An image (`.png`, `.jpg`, `.jpeg`).
+        file: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
 }
 
 pub fn run(command: InspectCommand) -> anyhow::Result<ExitStatus> {
     let (file, model, want_tokens) = match command {
         InspectCommand::Tokens { file, model } => (file, model, true),
         InspectCommand::Patches { file, model } => (file, model, false),
+        InspectCommand::Caption { file, model } => return caption(&file, &model),
     };
     if want_tokens && FileKind::of(&file) != Some(FileKind::Text) {
         bail!("{}: token ids are for .txt files", file.display());
@@ -52,5 +61,15 @@ pub fn run(command: InspectCommand) -> anyhow::Result<ExitStatus> {
         ),
     };
     writeln!(std::io::stdout().lock(), "{json}")?;
+    Ok(ExitStatus::Success)
+}
+
+/// `clamp3 inspect caption`: only BLIP runs (captions are not cached here).
+fn caption(file: &std::path::Path, model: &ModelArgs) -> anyhow::Result<ExitStatus> {
+    let engine = Engine::new(&model.spec()?, None)?;
+    let caption = engine.caption(&Item::File(file.to_path_buf()), &Silent)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", caption.text)?;
+    writeln!(out, "{}", serde_json::to_string(&caption.ids)?)?;
     Ok(ExitStatus::Success)
 }

@@ -105,9 +105,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitStatus> {
         bail!("{}: no supported files to search", ref_dir.display());
     }
     let embedder = Embedder::new(&args.model, &args.cache)?;
-    let query_vector = match (query, &args.text) {
-        (Some(path), _) => embedder.file(path)?,
-        (None, Some(text)) => embedder.text(text)?,
+    let (query_vector, caption) = match (query, &args.text) {
+        (Some(path), _) => embedder.query(path)?,
+        (None, Some(text)) => (embedder.text(text)?, None),
         (None, None) => bail!("no query"),
     };
     let (vectors, report) = embedder.files(&inputs.files)?;
@@ -132,7 +132,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitStatus> {
                 })
             })
             .collect();
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "query": match query {
                 Some(path) => path.display().to_string(),
                 None => args.text.clone().unwrap_or_default(),
@@ -140,8 +140,16 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitStatus> {
             "candidates": references.len(),
             "results": results,
         });
+        if let Some(caption) = &caption {
+            value["caption"] = caption.text.clone().into();
+            value["caption_ids"] = caption.ids.clone().into();
+        }
         writeln!(out, "{value}")?;
     } else {
+        if let Some(caption) = &caption {
+            // The image was searched as this text: it decides the results.
+            writeln!(out, "Query caption: {}", caption.text)?;
+        }
         writeln!(
             out,
             "Top {} results among {} candidates:",

@@ -8,7 +8,7 @@ use crate::spec::{ModelSpec, PIPELINE_VERSION};
 use crate::{Error, Result};
 use candle_core::Device;
 use clamp3_features::hub::{self, Variant};
-use clamp3_features::{input, text, Encoder, FileKind, ModelInput};
+use clamp3_features::{input, text, Caption, Captioner, Encoder, FileKind, ModelInput};
 use clamp3_models::mert::Mert;
 use clamp3_models::{Clamp3Model, Config, Modality};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,8 @@ use tokenizers::Tokenizer;
 
 /// What CLaMP 3 accepts, for messages.
 const ACCEPTS: &str = "text (.txt), sheet music (.abc, .xml, .musicxml, .mxl), MIDI (.mid, .midi, \
-                       .mtf) and audio (.wav, .mp3, .flac, .ogg, or MERT features as .npy)";
+                       .mtf), audio (.wav, .mp3, .flac, .ogg, or MERT features as .npy) and \
+                       images (.png, .jpg, .jpeg, through their BLIP caption)";
 
 /// A CLaMP 3 checkpoint with its tokenizer and MERT, each loaded on first use.
 pub struct Clamp3 {
@@ -29,6 +30,7 @@ pub struct Clamp3 {
     model: OnceLock<Result<Clamp3Model>>,
     tokenizer: OnceLock<Result<Tokenizer>>,
     mert: OnceLock<Result<Mert>>,
+    captioner: OnceLock<Result<Captioner>>,
 }
 
 impl Clamp3 {
@@ -47,6 +49,7 @@ impl Clamp3 {
             model: OnceLock::new(),
             tokenizer: OnceLock::new(),
             mert: OnceLock::new(),
+            captioner: OnceLock::new(),
         })
     }
 
@@ -100,6 +103,19 @@ impl Clamp3 {
     pub fn mert(&self, progress: &dyn Progress) -> Result<&Mert> {
         shared(&self.mert, "MERT", || {
             load_mert(self.spec.mert.as_deref(), &self.device, progress)
+        })
+    }
+}
+
+impl Clamp3 {
+    /// BLIP, loaded (or downloaded and loaded) on first use, on the model's device.
+    pub fn captioner(&self) -> Result<&Captioner> {
+        shared(&self.captioner, "the BLIP captioner", || {
+            let dir = match &self.spec.blip {
+                Some(dir) => dir.clone(),
+                None => hub::blip_folder(false)?,
+            };
+            Ok(Captioner::from_folder(&dir, &self.device)?)
         })
     }
 }
@@ -160,6 +176,8 @@ impl Family for Clamp3 {
                 Modality::Symbolic
             }
             FileKind::MertFeatures | FileKind::Audio => Modality::Audio,
+            // Captioned, then embedded as the caption's text.
+            FileKind::Image => Modality::Text,
         })
     }
 
@@ -227,5 +245,20 @@ impl Family for Clamp3 {
 
     fn encoder(&self) -> Result<&dyn Encoder> {
         Ok(self.model()?)
+    }
+
+    fn caption_identity(&self) -> Result<String> {
+        Ok(match &self.spec.blip {
+            Some(dir) => folder_identity(dir)?,
+            None => hub::BLIP_FILES
+                .iter()
+                .map(|file| hub_identity(hub::BLIP_REPO, file))
+                .collect::<Vec<_>>()
+                .join(";"),
+        })
+    }
+
+    fn caption(&self, image: &[u8], _progress: &dyn Progress) -> Result<Caption> {
+        Ok(self.captioner()?.caption(image)?)
     }
 }
