@@ -18,5 +18,6 @@ pub mod layers;
 pub mod optim;
 pub mod params;
 pub mod rng;
+pub mod trainer;
 
 pub use error::{Error, Result};
