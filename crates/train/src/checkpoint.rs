@@ -131,9 +131,10 @@ impl Pickler {
     }
 
     fn items(&mut self, items: &[(Py, Py)]) {
-        if !items.is_empty() {
+        // Batches of 1000 pairs, as Python's pickler writes them.
+        for batch in items.chunks(1000) {
             self.out.push(op::MARK);
-            for (k, v) in items {
+            for (k, v) in batch {
                 self.value(k);
                 self.value(v);
             }
@@ -597,7 +598,12 @@ impl PthReader<'_> {
 
 fn dict(obj: Object) -> Option<Vec<(Object, Object)>> {
     match obj {
-        Object::Dict(items) => Some(items),
+        // candle's SETITEMS pops each batch's pairs off the stack, reversing them; pickle batches
+        // hold up to 1000 pairs, and no state dict of these models has more.
+        Object::Dict(mut items) => {
+            items.reverse();
+            Some(items)
+        }
         // OrderedDict() followed by SETITEMS: candle keeps it as a Reduce with the items in a
         // Build, or as a plain dict depending on the opcodes; accept both.
         Object::Build { args, .. } => dict(*args),
@@ -656,6 +662,10 @@ fn read_pth(path: &Path) -> Result<Checkpoint> {
         let name = k
             .unicode()
             .map_err(|_| bad(path, "a non-string state-dict key"))?;
+        // `state_dict()._metadata` (module versions), pickled as the OrderedDict's state.
+        if name == "_metadata" {
+            continue;
+        }
         model.push((name, reader.tensor(v)?));
     }
     let mut ckpt = weights_only(model);

@@ -326,18 +326,20 @@ pub enum MusicKind {
 }
 
 /// `TextMusicDataset.__getitem__`: draws in upstream's order (text branch, lines, shuffle, text
-/// truncation, file, instrument coin, music truncation).
+/// truncation, file, instrument coin, music truncation). Without `text_dropout` (TEXT_DROPOUT =
+/// False) train mode uses `analysis` too.
 pub fn prepare_item(
     item: &Clamp3Item,
     kind: MusicKind,
     mode: Mode,
+    text_dropout: bool,
     tokenizer: &Tokenizer,
     shapes: &Clamp3Shapes,
     rng: &mut Rng,
 ) -> Result<PreparedItem> {
     let text = match mode {
-        Mode::Train => train_text(item, rng),
-        Mode::Eval => item
+        Mode::Train if text_dropout => train_text(item, rng),
+        _ => item
             .analysis
             .clone()
             .ok_or_else(|| item.error("no analysis field (the eval text)"))?,

@@ -87,6 +87,29 @@ impl ParamStore {
         })
     }
 
+    /// Fresh weights for `spec`: N(0, `std`) for matrices and embeddings (the Hugging Face
+    /// `_init_weights` and CLaMP 3's projections use 0.02), LayerNorm weights 1, biases 0.
+    pub fn random(spec: &ParamSpec, std: f64, seed: u64, device: &Device) -> Result<Self> {
+        let mut rng = crate::rng::Rng::stream(seed, &[]);
+        let mut source = HashMap::new();
+        for (name, shape) in &spec.params {
+            let n: usize = shape.iter().product();
+            let is_norm = name.contains("LayerNorm") || name.contains(".ln_");
+            let values: Vec<f32> = if name.ends_with(".bias") {
+                vec![0.0; n]
+            } else if is_norm {
+                vec![1.0; n]
+            } else {
+                (0..n).map(|_| (rng.normal() * std) as f32).collect()
+            };
+            source.insert(
+                name.clone(),
+                Tensor::from_vec(values, shape.as_slice(), device)?,
+            );
+        }
+        Self::from_state_dict(spec, &source, Path::new("(random initialisation)"), device)
+    }
+
     /// The parameters, in order.
     pub fn params(&self) -> &[Param] {
         &self.params

@@ -42,6 +42,13 @@ impl Rng {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// A standard normal draw (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform();
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
     /// Uniform in `[0, 1)` as f32 with 24 random bits (for dropout masks).
     pub fn uniform_f32(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 * (1.0 / (1u32 << 24) as f32)
@@ -77,8 +84,14 @@ impl Rng {
 
 /// Stream keys: one per kind of decision, so streams never overlap.
 pub(crate) mod streams {
+    /// The epoch's order of the training items.
+    pub const SAMPLER: u64 = 1;
+    /// One item's draws (text, truncation, file, instrument coin, M3 masking).
+    pub const ITEM: u64 = 2;
     /// One forward pass's dropout masks.
     pub const DROPOUT: u64 = 3;
+    /// The train/eval split when no eval file is given.
+    pub const SPLIT: u64 = 4;
 }
 
 #[cfg(test)]

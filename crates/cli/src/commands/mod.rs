@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod probe;
 pub mod score;
 pub mod search;
+pub mod train;
 pub mod weights;
 
 /// CLaMP 3 music information retrieval: text in 100 languages, sheet music, MIDI and audio in
@@ -53,6 +54,9 @@ pub enum Command {
     /// Linear-probe classification: train on labelled files, predict new ones.
     #[command(subcommand)]
     Probe(probe::ProbeCommand),
+    /// Train: fine-tune CLaMP 3 on text–music pairs, or pre-train M3.
+    #[command(subcommand)]
+    Train(train::TrainCommand),
 }
 
 /// How a command ended; every command returns one (errors that stop it early are `Error`).
@@ -100,5 +104,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Classify(args) => classify::run(args),
         Command::Cache(command) => cache::run(command),
         Command::Probe(command) => probe::run(command),
+        Command::Train(command) => train::run(command),
     }
 }
