@@ -186,6 +186,14 @@ pub fn hub_identity(repo: &str, file: &str) -> String {
         .unwrap_or_else(|| format!("hub:{repo}/{file}"))
 }
 
+/// The identity of a file given locally (`--weights`, `--tokenizer`) or else taken from the Hub.
+pub fn source_identity(local: Option<&Path>, repo: &str, file: &str) -> Result<String> {
+    match local {
+        Some(path) => file_identity(path),
+        None => Ok(hub_identity(repo, file)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

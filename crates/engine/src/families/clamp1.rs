@@ -6,7 +6,7 @@
 use crate::families::clamp3::shared;
 use crate::family::Family;
 use crate::progress::Progress;
-use crate::spec::{content_identity, file_identity, hub_identity, ModelId};
+use crate::spec::{content_identity, source_identity, ModelId};
 use crate::spec::{ModelSpec, PIPELINE_VERSION};
 use crate::{Error, Result};
 use candle_core::Device;
@@ -192,10 +192,11 @@ impl Family for Clamp1 {
     }
 
     fn identity(&self, modality: Modality) -> Result<String> {
-        let weights = match &self.spec.weights {
-            Some(path) => file_identity(path)?,
-            None => hub_identity(hub_repo(self.model_id), "pytorch_model.bin"),
-        };
+        let weights = source_identity(
+            self.spec.weights.as_deref(),
+            hub_repo(self.model_id),
+            "pytorch_model.bin",
+        )?;
         let mut identity = format!(
             "pipeline={PIPELINE_VERSION}|model={}|weights={weights}|config={}|precision={}",
             self.name(),
@@ -203,10 +204,11 @@ impl Family for Clamp1 {
             self.spec.precision.name(),
         );
         if modality == Modality::Text {
-            let tokenizer = match &self.spec.tokenizer {
-                Some(path) => file_identity(path)?,
-                None => hub_identity(hub::DISTILROBERTA_REPO, "tokenizer.json"),
-            };
+            let tokenizer = source_identity(
+                self.spec.tokenizer.as_deref(),
+                hub::DISTILROBERTA_REPO,
+                "tokenizer.json",
+            )?;
             identity += &format!("|tokenizer={tokenizer}");
         }
         Ok(identity)

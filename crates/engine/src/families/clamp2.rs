@@ -8,7 +8,7 @@
 use crate::families::clamp3::{load_tokenizer, shared};
 use crate::family::Family;
 use crate::progress::Progress;
-use crate::spec::{content_identity, file_identity, hub_identity, ModelId};
+use crate::spec::{content_identity, source_identity, ModelId};
 use crate::spec::{ModelSpec, PIPELINE_VERSION};
 use crate::{Error, Result};
 use candle_core::Device;
@@ -118,10 +118,11 @@ impl Family for Clamp2 {
     }
 
     fn identity(&self, modality: Modality) -> Result<String> {
-        let weights = match &self.spec.weights {
-            Some(path) => file_identity(path)?,
-            None => hub_identity(hub::CLAMP2_REPO, hub::CLAMP2_WEIGHTS),
-        };
+        let weights = source_identity(
+            self.spec.weights.as_deref(),
+            hub::CLAMP2_REPO,
+            hub::CLAMP2_WEIGHTS,
+        )?;
         let mut identity = format!(
             "pipeline={PIPELINE_VERSION}|model={}|weights={weights}|config={}|precision={}",
             self.name(),
@@ -129,10 +130,11 @@ impl Family for Clamp2 {
             self.spec.precision.name(),
         );
         if modality == Modality::Text {
-            let tokenizer = match &self.spec.tokenizer {
-                Some(path) => file_identity(path)?,
-                None => hub_identity(hub::TOKENIZER_REPO, "tokenizer.json"),
-            };
+            let tokenizer = source_identity(
+                self.spec.tokenizer.as_deref(),
+                hub::TOKENIZER_REPO,
+                "tokenizer.json",
+            )?;
             identity += &format!("|tokenizer={tokenizer}");
         }
         Ok(identity)
@@ -227,10 +229,11 @@ impl Family for M3 {
     }
 
     fn identity(&self, _modality: Modality) -> Result<String> {
-        let weights = match &self.spec.weights {
-            Some(path) => file_identity(path)?,
-            None => hub_identity(hub::CLAMP2_REPO, hub::M3_WEIGHTS),
-        };
+        let weights = source_identity(
+            self.spec.weights.as_deref(),
+            hub::CLAMP2_REPO,
+            hub::M3_WEIGHTS,
+        )?;
         Ok(format!(
             "pipeline={PIPELINE_VERSION}|model={}|weights={weights}|config={}|precision={}",
             self.name(),

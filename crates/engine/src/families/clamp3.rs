@@ -3,7 +3,9 @@
 
 use crate::family::Family;
 use crate::progress::Progress;
-use crate::spec::{content_identity, file_identity, folder_identity, hub_identity, ModelId};
+use crate::spec::{
+    content_identity, file_identity, folder_identity, hub_identity, source_identity, ModelId,
+};
 use crate::spec::{ModelSpec, PIPELINE_VERSION};
 use crate::{Error, Result};
 use candle_core::Device;
@@ -195,10 +197,11 @@ impl Family for Clamp3 {
         );
         match modality {
             Modality::Text => {
-                let tokenizer = match &self.spec.tokenizer {
-                    Some(path) => file_identity(path)?,
-                    None => hub_identity(hub::TOKENIZER_REPO, "tokenizer.json"),
-                };
+                let tokenizer = source_identity(
+                    self.spec.tokenizer.as_deref(),
+                    hub::TOKENIZER_REPO,
+                    "tokenizer.json",
+                )?;
                 identity += &format!("|tokenizer={tokenizer}");
             }
             Modality::Symbolic => {}
