@@ -93,12 +93,11 @@ impl Encoder for Clamp3Model {
     }
 
     fn encode(&self, modality: Modality, batch: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let input = match modality {
-            Modality::Text => EncoderInput::TokenIds(batch),
-            Modality::Symbolic => EncoderInput::Patches(batch),
-            Modality::Audio => EncoderInput::Features(batch),
-        };
-        Ok(Clamp3Model::encode(self, input, mask)?)
+        Ok(Clamp3Model::encode(
+            self,
+            EncoderInput::of(modality, batch),
+            mask,
+        )?)
     }
 
     fn project(&self, modality: Modality, pooled: &Tensor) -> Result<Tensor> {

@@ -34,12 +34,11 @@ impl Encoder for Clamp2Model {
     }
 
     fn encode(&self, modality: Modality, batch: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let input = match modality {
-            Modality::Text => EncoderInput::TokenIds(batch),
-            Modality::Symbolic => EncoderInput::Patches(batch),
-            Modality::Audio => EncoderInput::Features(batch),
-        };
-        Ok(Clamp2Model::encode(self, input, mask)?)
+        Ok(Clamp2Model::encode(
+            self,
+            EncoderInput::of(modality, batch),
+            mask,
+        )?)
     }
 
     fn project(&self, modality: Modality, pooled: &Tensor) -> Result<Tensor> {
@@ -120,12 +119,11 @@ impl Encoder for Clamp1Model {
     }
 
     fn encode(&self, modality: Modality, batch: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let input = match modality {
-            Modality::Text => EncoderInput::TokenIds(batch),
-            Modality::Symbolic => EncoderInput::Patches(batch),
-            Modality::Audio => EncoderInput::Features(batch),
-        };
-        Ok(Clamp1Model::encode(self, input, mask)?)
+        Ok(Clamp1Model::encode(
+            self,
+            EncoderInput::of(modality, batch),
+            mask,
+        )?)
     }
 
     fn project(&self, modality: Modality, pooled: &Tensor) -> Result<Tensor> {

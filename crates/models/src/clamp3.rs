@@ -46,7 +46,16 @@ pub enum EncoderInput<'a> {
     Features(&'a Tensor),
 }
 
-impl EncoderInput<'_> {
+impl<'a> EncoderInput<'a> {
+    /// A batch of `modality`'s encoder input (ids, patches or feature rows).
+    pub fn of(modality: Modality, batch: &'a Tensor) -> Self {
+        match modality {
+            Modality::Text => EncoderInput::TokenIds(batch),
+            Modality::Symbolic => EncoderInput::Patches(batch),
+            Modality::Audio => EncoderInput::Features(batch),
+        }
+    }
+
     /// The modality this input belongs to.
     pub fn modality(&self) -> Modality {
         match self {
