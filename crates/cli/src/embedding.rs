@@ -153,6 +153,11 @@ impl Embedder {
         Ok((embedded.embedding.data, embedded.caption))
     }
 
+    /// The engine it embeds with.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The global vector of a literal text.
     pub fn text(&self, text: &str) -> anyhow::Result<Vec<f32>> {
         self.one(Item::Text(text.to_string()))
