@@ -15,7 +15,8 @@
 //! Setup"): (1) embed every micro-batch without a graph, (2) compute the loss over the whole
 //! batch on those embeddings and its gradient with respect to them, (3) re-run each micro-batch
 //! with a graph (same dropout masks) and back-propagate `Σ embedding · cached gradient`. The
-//! parameter gradient is the full-batch gradient; memory is one micro-batch's graph. M3's loss is
+//! parameter gradient is the full-batch gradient; memory is one micro-batch's graph of one
+//! tower (step 1 records no graph; step 3 back-propagates the text and music towers in turn). M3's loss is
 //! a token mean, so its micro-batches are weighted by their token counts.
 
 use crate::arch::{clip_loss, m3_loss, Clamp3Arch, Clamp3Batch, Clamp3Forward, M3Arch};
@@ -221,10 +222,10 @@ impl Clamp3Task {
         let mut texts = Vec::new();
         let mut musics = Vec::new();
         for (c, &(start, len)) in chunks.iter().enumerate() {
-            let ctx = ctx_for(c);
+            let ctx = ctx_for(c).without_grad();
             let (t, m) = self.features(&ctx, &batch.narrow(start, len)?)?;
-            texts.push(t.detach());
-            musics.push(m.detach());
+            texts.push(t);
+            musics.push(m);
         }
         let t_all = Var::from_tensor(&Tensor::cat(&texts, 0)?)?;
         let m_all = Var::from_tensor(&Tensor::cat(&musics, 0)?)?;
@@ -235,11 +236,18 @@ impl Clamp3Task {
         let g_t = cached.get(t_all.as_tensor()).unwrap_or(&zeros_t).clone();
         let g_m = cached.get(m_all.as_tensor()).unwrap_or(&zeros_m).clone();
         let mut grads: Grads = vec![None; store.trainable().count()];
+        let f = Clamp3Forward { arch: &self.arch };
         for (c, &(start, len)) in chunks.iter().enumerate() {
             let ctx = ctx_for(c);
-            let (t, m) = self.features(&ctx, &batch.narrow(start, len)?)?;
-            let surrogate = ((t * g_t.narrow(0, start, len)?)?.sum_all()?
-                + (m * g_m.narrow(0, start, len)?)?.sum_all()?)?;
+            let chunk = batch.narrow(start, len)?;
+            // The towers share no parameter: back-propagating each alone (text first, so the
+            // dropout stream is drawn in the same order) holds one tower's graph at a time.
+            let t = f.text_features(&ctx, &chunk.text_ids, &chunk.text_masks)?;
+            let surrogate = (t * g_t.narrow(0, start, len)?)?.sum_all()?;
+            accumulate(&mut grads, collect_grads(store, &surrogate.backward()?))?;
+            drop(surrogate);
+            let m = f.music_features(&ctx, &chunk.music, &chunk.music_masks)?;
+            let surrogate = (m * g_m.narrow(0, start, len)?)?.sum_all()?;
             accumulate(&mut grads, collect_grads(store, &surrogate.backward()?))?;
         }
         Ok((f64::from(loss.to_scalar::<f32>()?), grads))
