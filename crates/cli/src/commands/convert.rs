@@ -50,10 +50,13 @@ pub enum ConvertCommand {
         #[arg(long, value_enum, default_value_t)]
         device: crate::args::DeviceArg,
     },
-    /// Images → BLIP captions, as the reference's `image_captioning.py` `process_images`: every
-    /// file whose name ends in `.jpg` or `.png` (any case; `.jpeg` and other types are skipped
-    /// as the reference skips them) → `<stem>.txt` holding its caption, mirroring the input's
-    /// folders (each input folder gets its output folder, as the reference makes them).
+    /// Images → BLIP captions, as the reference's `image_captioning.py` `process_images`
+    /// (→ `<stem>.txt`).
+    ///
+    /// Every file whose name ends in `.jpg` or `.png` (any case; `.jpeg` and other types are
+    /// skipped, as the reference skips them) gets `<stem>.txt` holding its caption, without a
+    /// newline, mirroring the input's folders (each input folder gets its output folder, as the
+    /// reference makes them).
     Caption {
         #[command(flatten)]
         io: ConvertArgs,
