@@ -22,6 +22,7 @@ fn engine() -> Engine {
         config: Some(golden().join("config.json")),
         tokenizer: Some(golden().join("tokenizer.json")),
         mert: Some(crates().join("models/tests/fixtures/mert")),
+        blip: Some(crates().join("models/tests/fixtures/blip/model")),
         ..ModelSpec::default()
     };
     Engine::new(&spec, None).unwrap()
@@ -55,6 +56,11 @@ fn music_folder() -> tempfile::TempDir {
     std::fs::write(
         dir.path().join("titled.abc"),
         format!("X:1\nT:Morning Tune\nC:Anon.\n{tune}"),
+    )
+    .unwrap();
+    std::fs::copy(
+        crates().join("images/tests/fixtures/blip/images/p01_astronaut.png"),
+        dir.path().join("cover.png"),
     )
     .unwrap();
     std::fs::write(dir.path().join("notes.pdf"), b"not music").unwrap();
@@ -96,17 +102,18 @@ fn add_search_and_follow_the_files() {
     let library = Library::open(store.path()).unwrap();
 
     let report = add(&library, &engine, music.path());
-    assert_eq!(report.files, 9, "{report:?}");
-    assert_eq!(report.added, 9, "{report:?}");
+    assert_eq!(report.files, 10, "{report:?}");
+    assert_eq!(report.added, 10, "{report:?}");
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(report.unsupported.len(), 1);
     let info = library.info().unwrap();
-    assert_eq!(info.items, 9);
+    assert_eq!(info.items, 10);
+    assert_eq!(info.by_modality["image"], 1);
     assert_eq!(info.by_modality["sheet"], 3);
     assert_eq!(info.by_modality["midi"], 2);
     assert_eq!(info.by_modality["text"], 2);
     assert_eq!(info.by_modality["audio"], 2);
-    assert_eq!(info.models["clamp3-saas"].items, 9);
+    assert_eq!(info.models["clamp3-saas"].items, 10);
     assert!(info.bytes_on_disk > 0);
 
     // Scores are the cosines of the engine's vectors, best first.
@@ -160,7 +167,7 @@ fn add_search_and_follow_the_files() {
     let again = add(&library, &engine, music.path());
     assert_eq!(
         (again.added, again.unchanged, again.relinked),
-        (0, 9, 0),
+        (0, 10, 0),
         "{again:?}"
     );
 
@@ -190,7 +197,7 @@ fn add_search_and_follow_the_files() {
         .unwrap()
         .unwrap();
     assert_eq!(copies.files.len(), 2);
-    assert_eq!(library.info().unwrap().items, 7);
+    assert_eq!(library.info().unwrap().items, 8);
 
     // verify sees a file gone behind the library's back; rm forgets it.
     let chorale = music.path().join("symbolic/s06_mtf_chorale.mtf");
