@@ -4,7 +4,7 @@
 //! random CLaMP 3.
 //!
 //! `cargo bench -p clamp3-library --bench store -- [--part store|add|both] [--points N]
-//! [--queries Q] [--tunes N] [--wikimt PATH]`
+//! [--queries Q] [--no-hnsw] [--tunes N] [--wikimt PATH]`
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its numbers")]
 #![allow(clippy::unwrap_used, reason = "a benchmark stops on broken setup")]
@@ -25,23 +25,52 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-/// A deterministic generator of unit vectors (xorshift; no dependency for randomness).
-struct Vectors(u64);
+/// A deterministic generator of unit vectors shaped like embeddings: points scattered around
+/// 256 random centres (uniform random 768-d vectors have no neighbours worth the name, which
+/// no index and no music collection has). xorshift; no dependency for randomness.
+struct Vectors {
+    state: u64,
+    centres: Vec<Vec<f32>>,
+}
 
 impl Vectors {
-    fn next(&mut self, dim: usize) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..dim)
-            .map(|_| {
-                self.0 ^= self.0 << 13;
-                self.0 ^= self.0 >> 7;
-                self.0 ^= self.0 << 17;
-                (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect();
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.iter_mut().for_each(|x| *x /= norm);
-        v
+    fn new(seed: u64, dim: usize) -> Self {
+        let mut gen = Vectors {
+            state: seed,
+            centres: Vec::new(),
+        };
+        gen.centres = (0..256).map(|_| gen.uniform(dim)).collect();
+        gen
     }
+
+    fn uniform_scalar(&mut self) -> f32 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        (self.state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+
+    fn uniform(&mut self, dim: usize) -> Vec<f32> {
+        let v: Vec<f32> = (0..dim).map(|_| self.uniform_scalar()).collect();
+        unit(v)
+    }
+
+    fn next(&mut self, dim: usize) -> Vec<f32> {
+        let centre = (self.state % self.centres.len() as u64) as usize;
+        let noise = self.uniform(dim);
+        let v = self.centres[centre]
+            .iter()
+            .zip(&noise)
+            .map(|(c, n)| c + 0.6 * n)
+            .collect();
+        unit(v)
+    }
+}
+
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
 }
 
 fn record(i: u64) -> ItemRecord {
@@ -81,7 +110,7 @@ fn store_part() {
     let dim = 768;
     let dir = tempfile::tempdir().unwrap();
     let library = Library::open(dir.path()).unwrap();
-    let mut gen = Vectors(0x2545_F491_4F6C_DD1D);
+    let mut gen = Vectors::new(0x2545_F491_4F6C_DD1D, dim);
     let start = Instant::now();
     let batch = 1000;
     for first in (0..points).step_by(batch) {
@@ -130,6 +159,9 @@ fn store_part() {
         median(times)
     );
 
+    if std::env::args().any(|a| a == "--no-hnsw") {
+        return;
+    }
     let t = Instant::now();
     library.optimize().unwrap();
     let info = library.info().unwrap();
