@@ -1,0 +1,157 @@
+//! The clamp3 HTTP server: a JSON API under `/v1/` over a library and the embedding engine, and
+//! a search page, in one binary (`clamp3 serve`). It sits at the end of the pipeline, beside the
+//! CLI (… → engine → retrieval, library → **server**).
+//!
+//! - [`ServerConfig`]: address, token, upload limit, request timeout; [`ServerConfig::check`]
+//!   refuses to listen beyond loopback without a token.
+//! - [`Server`]: [`Server::bind`] loads nothing but binds the socket, [`Server::run`] serves
+//!   until Ctrl-C; [`serve`] does both on a runtime of its own.
+//! - The routes, a file each under `routes/`, listed in `routes/openapi.json`
+//!   (served at `/v1/openapi.json`). Handlers never call the engine themselves: an embedding
+//!   queue batches concurrent requests into one engine call.
+//!
+//! ```no_run
+//! use clamp3_engine::{Engine, ModelSpec};
+//! # fn main() -> anyhow::Result<()> {
+//! let engine = Engine::new(&ModelSpec::default(), None)?;
+//! clamp3_server::serve(clamp3_server::ServerConfig::default(), engine, |addr| {
+//!     eprintln!("listening on http://{addr}/");
+//! })
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod auth;
+mod embedder;
+mod error;
+mod routes;
+mod state;
+mod upload;
+
+pub use embedder::BatchStats;
+
+use anyhow::{bail, Context};
+use clamp3_engine::Engine;
+use state::AppState;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the server listens and what it accepts.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen. Anything but a loopback address needs a token.
+    pub addr: SocketAddr,
+    /// The bearer token every `/v1` request must carry; `None`: none (loopback only).
+    pub token: Option<String>,
+    /// The largest request body (an upload) accepted, in bytes; larger ones get 413.
+    pub max_upload_bytes: usize,
+    /// How long a request may take before it gets 408.
+    pub timeout: Duration,
+    /// The most inputs one engine call embeds.
+    pub max_batch: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            token: None,
+            max_upload_bytes: 50 << 20,
+            timeout: Duration::from_secs(60),
+            max_batch: 64,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Refuses what is unsafe: listening beyond loopback without a token, an empty token.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match &self.token {
+            Some(token) if token.trim().is_empty() => bail!("the token is empty"),
+            None if !self.addr.ip().is_loopback() => bail!(
+                "{} is not a loopback address: anyone who can reach it could use the server; \
+                 set a token (--token or CLAMP3_TOKEN) to listen there",
+                self.addr
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A server bound to its address, ready to run.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Checks the config, starts the embedding workers and binds the address (port 0: any free
+    /// port, see [`Server::local_addr`]). The model loads on the first request that needs it.
+    pub async fn bind(config: ServerConfig, engine: Engine) -> anyhow::Result<Server> {
+        config.check()?;
+        let engine = Arc::new(engine);
+        let state = Arc::new(AppState {
+            embedder: embedder::Embedder::start(engine.clone(), config.max_batch)
+                .context("starting the embedding workers")?,
+            engine,
+            token: config.token.clone(),
+        });
+        let app = routes::router(state.clone(), &config);
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("listening on {}", config.addr))?;
+        Ok(Server {
+            listener,
+            app,
+            state,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// How the embedding queue has batched so far.
+    pub fn batch_stats(&self) -> Arc<BatchStats> {
+        self.state.embedder.stats.clone()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving")
+    }
+
+    /// Serves until Ctrl-C.
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.run_until(async {
+            // Without a signal handler the server runs until killed, which is also fine.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+        .await
+    }
+}
+
+/// Binds, calls `ready` with the address, and serves until Ctrl-C, on a runtime of its own.
+pub fn serve(
+    config: ServerConfig,
+    engine: Engine,
+    ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::bind(config, engine).await?;
+        ready(server.local_addr()?);
+        server.run().await
+    })
+}
