@@ -4,7 +4,7 @@
 //!
 //! - [`ServerConfig`]: address, token, upload limit, request timeout; [`ServerConfig::check`]
 //!   refuses to listen beyond loopback without a token.
-//! - [`Server`]: [`Server::bind`] loads nothing but binds the socket, [`Server::run`] serves
+//! - [`Server`]: [`Server::bind`] binds the socket (the model loads on first use), [`Server::run`] serves
 //!   until Ctrl-C; [`serve`] does both on a runtime of its own.
 //! - The routes, a file each under `routes/`, listed in `routes/openapi.json`
 //!   (served at `/v1/openapi.json`). Handlers never call the engine themselves: an embedding
@@ -14,7 +14,8 @@
 //! use clamp3_engine::{Engine, ModelSpec};
 //! # fn main() -> anyhow::Result<()> {
 //! let engine = Engine::new(&ModelSpec::default(), None)?;
-//! clamp3_server::serve(clamp3_server::ServerConfig::default(), engine, |addr| {
+//! let library = clamp3_library::Library::open(&clamp3_library::Library::default_path())?;
+//! clamp3_server::serve(clamp3_server::ServerConfig::default(), engine, library, |addr| {
 //!     eprintln!("listening on http://{addr}/");
 //! })
 //! # }
@@ -32,6 +33,7 @@ pub use embedder::BatchStats;
 
 use anyhow::{bail, Context};
 use clamp3_engine::Engine;
+use clamp3_library::Library;
 use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,13 +91,18 @@ pub struct Server {
 impl Server {
     /// Checks the config, starts the embedding workers and binds the address (port 0: any free
     /// port, see [`Server::local_addr`]). The model loads on the first request that needs it.
-    pub async fn bind(config: ServerConfig, engine: Engine) -> anyhow::Result<Server> {
+    pub async fn bind(
+        config: ServerConfig,
+        engine: Engine,
+        library: Arc<Library>,
+    ) -> anyhow::Result<Server> {
         config.check()?;
         let engine = Arc::new(engine);
         let state = Arc::new(AppState {
             embedder: embedder::Embedder::start(engine.clone(), config.max_batch)
                 .context("starting the embedding workers")?,
             engine,
+            library,
             token: config.token.clone(),
         });
         let app = routes::router(state.clone(), &config);
@@ -146,11 +153,12 @@ impl Server {
 pub fn serve(
     config: ServerConfig,
     engine: Engine,
+    library: Library,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let server = Server::bind(config, engine).await?;
+        let server = Server::bind(config, engine, Arc::new(library)).await?;
         ready(server.local_addr()?);
         server.run().await
     })

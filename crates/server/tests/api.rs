@@ -251,3 +251,245 @@ mod page {
         assert_eq!(status, 404);
     }
 }
+
+mod library_routes {
+    use super::*;
+    use serde_json::Value;
+
+    fn ids_of(body: &Value) -> Vec<String> {
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["item"]["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The id of the library item whose path ends with `name`.
+    fn id_of(server: &TestServer, name: &str) -> String {
+        let (_, body) = server.get("/v1/items?limit=100");
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["path"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {body}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_text_search_ranks_the_library() {
+        let server = TestServer::with_library(ServerConfig::default());
+        let (status, body) = server.post_json(
+            "/v1/search",
+            r#"{"text": "a chorale for four voices", "top_k": 5}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+        let scores: Vec<f64> = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["score"].as_f64().unwrap())
+            .collect();
+        assert_eq!(scores.len(), 5);
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        let (status, body) = server.post_json(
+            "/v1/search",
+            r#"{"text": "чайковский", "filter": "modality=sheet,midi", "top_k": 100}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+        let modalities: Vec<&str> = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["item"]["modality"].as_str().unwrap())
+            .collect();
+        assert_eq!(modalities.len(), 5, "{body}");
+        assert!(modalities.iter().all(|m| *m == "sheet" || *m == "midi"));
+        let (status, _) =
+            server.post_json("/v1/search", r#"{"text": "x", "filter": "colour=red"}"#);
+        assert_eq!(status, 400);
+        let (status, _) = server.post_json("/v1/search", r#"{"text": "x", "top_k": 0}"#);
+        assert_eq!(status, 400);
+        let (status, _) = server.post_json("/v1/search", r#"{"text": "  "}"#);
+        assert_eq!(status, 400);
+    }
+
+    #[test]
+    fn a_file_search_finds_the_same_file_first() {
+        let server = TestServer::with_library(ServerConfig::default());
+        let (status, body) = server.post_bytes("/v1/search/file?filename=query.abc", &abc());
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(ids_of(&body)[0], id_of(&server, "sheet/short.abc"));
+        assert!((body["results"][0]["score"].as_f64().unwrap() - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn more_like_this_leaves_the_item_out() {
+        let server = TestServer::with_library(ServerConfig::default());
+        let id = id_of(&server, "sheet/short.abc");
+        let (status, body) = server.get(&format!("/v1/items/{id}/similar?top_k=100"));
+        assert_eq!(status, 200, "{body}");
+        let ids = ids_of(&body);
+        assert_eq!(ids.len(), super::common::library_files().len() - 1);
+        assert!(!ids.contains(&id));
+        let (status, _) = server.get("/v1/items/00000000000000ff/similar");
+        assert_eq!(status, 404);
+    }
+
+    #[test]
+    fn items_are_listed_and_fetched_by_id() {
+        let server = TestServer::with_library(ServerConfig::default());
+        let (status, body) = server.get("/v1/items?limit=2");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["items"].as_array().unwrap().len(), 2);
+        let (_, audio) = server.get("/v1/items?filter=modality%3Daudio");
+        assert_eq!(audio["items"].as_array().unwrap().len(), 2, "{audio}");
+        let id = id_of(&server, "midi/short.mtf");
+        let (status, item) = server.get(&format!("/v1/items/{id}"));
+        assert_eq!(status, 200);
+        assert_eq!(item["modality"], "midi");
+        let (status, _) = server.get("/v1/items/00000000000000ff");
+        assert_eq!(status, 404);
+        let (status, _) = server.get("/v1/items/not-an-id");
+        assert_eq!(status, 400);
+        let (status, _) = server.get("/v1/items?limit=0");
+        assert_eq!(status, 400);
+        let (status, info) = server.get("/v1/library");
+        assert_eq!(status, 200, "{info}");
+    }
+
+    #[test]
+    fn media_is_served_with_its_type_and_ranges() {
+        let server = TestServer::with_library(ServerConfig::default());
+        let id = id_of(&server, "audio/stereo.mp3");
+        let response = server
+            .request("GET", &format!("/v1/items/{id}/media"))
+            .call()
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.content_type(), "audio/mpeg");
+        let expected = std::fs::read(server.dir.path().join("music/audio/stereo.mp3")).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+        assert_eq!(bytes, expected);
+        let part = server
+            .request("GET", &format!("/v1/items/{id}/media"))
+            .set("Range", "bytes=0-9")
+            .call()
+            .unwrap();
+        assert_eq!(part.status(), 206);
+        assert_eq!(part.header("Content-Length"), Some("10"));
+    }
+
+    #[test]
+    fn paths_never_reach_files_outside_the_library() {
+        let server = TestServer::with_library(ServerConfig::default());
+        let addr = server.url.trim_start_matches("http://").to_string();
+        for path in [
+            "/v1/items/..%2F..%2F..%2Fetc%2Fpasswd/media",
+            "/v1/items/../../../etc/passwd/media",
+            "/v1/items/%2Fetc%2Fpasswd/media",
+            "/assets/..%2F..%2FCargo.toml",
+            "/assets/../../Cargo.toml",
+        ] {
+            // Sent as typed: an HTTP client would normalise the dots away.
+            let status = raw_get(&addr, path);
+            assert!(status == 400 || status == 404, "{path}: {status}");
+        }
+    }
+
+    /// `GET path` over a plain socket, exactly as given; the status code.
+    fn raw_get(addr: &str, path: &str) -> u16 {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(!response.contains("root:"), "{path} leaked a file");
+        response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap()
+    }
+
+    #[test]
+    fn scores_are_rendered_as_abc_and_midi_as_smf() {
+        let server = TestServer::with_library(ServerConfig::default());
+        for name in ["sheet/short.abc", "sheet/bwv66.6.mxl"] {
+            let id = id_of(&server, name);
+            let (status, body) = server.get(&format!("/v1/items/{id}/notation"));
+            assert_eq!(status, 200, "{name}: {body}");
+            assert!(body["text"].as_str().unwrap().contains("K:"), "{name}");
+        }
+        for name in ["midi/short.mtf", "midi/wikimt_0024.mid"] {
+            let id = id_of(&server, name);
+            let response = server
+                .request("GET", &format!("/v1/items/{id}/midi"))
+                .call()
+                .unwrap();
+            assert_eq!(response.content_type(), "audio/midi");
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+            assert_eq!(&bytes[..4], b"MThd", "{name}");
+        }
+        let audio = id_of(&server, "audio/mono.wav");
+        let (status, _) = server.get(&format!("/v1/items/{audio}/notation"));
+        assert_eq!(status, 404);
+        let (status, _) = server.get(&format!("/v1/items/{audio}/midi"));
+        assert_eq!(status, 404);
+    }
+
+    #[test]
+    fn score_and_classify_take_items() {
+        let server = TestServer::with_library(ServerConfig::default());
+        let id = id_of(&server, "sheet/short.abc");
+        let body = format!(r#"{{"a": [{{"item": "{id}"}}], "b": [{{"item": "{id}"}}]}}"#);
+        let (status, answer) = server.post_json("/v1/score", &body);
+        assert_eq!(status, 200, "{answer}");
+        assert!((answer["score"].as_f64().unwrap() - 1.0).abs() < 1e-4);
+        let body = format!(r#"{{"labels": ["jazz", "chorale"], "inputs": [{{"item": "{id}"}}]}}"#);
+        let (status, answer) = server.post_json("/v1/classify", &body);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["results"][0]["input"]["item"], id.as_str());
+        let (status, _) = server.post_json(
+            "/v1/score",
+            r#"{"a": [{"item": "00000000000000ff"}], "b": [{"text": "x"}]}"#,
+        );
+        assert_eq!(status, 404);
+    }
+
+    #[test]
+    fn every_path_in_the_openapi_description_is_routed() {
+        let server = TestServer::with_library(ServerConfig::default());
+        let (status, doc) = server.get("/v1/openapi.json");
+        assert_eq!(status, 200);
+        let id = id_of(&server, "sheet/short.abc");
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.len() >= 16, "{}", paths.len());
+        for (path, operations) in paths {
+            let concrete = path.replace("{id}", &id);
+            for method in operations.as_object().unwrap().keys() {
+                let (status, body) = answer(
+                    server
+                        .request(&method.to_uppercase(), &concrete)
+                        .set("Content-Type", "application/json")
+                        .send_string("{}"),
+                );
+                let unrouted = status == 405
+                    || body["error"]
+                        .as_str()
+                        .is_some_and(|e| e.starts_with("no route"));
+                assert!(!unrouted, "{method} {path}: {status} {body}");
+                assert!(status < 500, "{method} {path}: {status} {body}");
+            }
+        }
+    }
+}

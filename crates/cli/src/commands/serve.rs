@@ -3,13 +3,19 @@
 use super::ExitStatus;
 use crate::args::{CacheArgs, ModelArgs};
 use crate::embedding::engine;
+use anyhow::Context;
+use clamp3_library::Library;
 use clap::Args;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `clamp3 serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// The library to serve (made with `clamp3 library add`). Default: the standard one.
+    #[arg(long, value_name = "PATH")]
+    pub library: Option<PathBuf>,
     /// Where to listen. Loopback by default; any other address needs --token.
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub addr: SocketAddr,
@@ -37,7 +43,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         timeout: Duration::from_secs(args.timeout_s),
         ..clamp3_server::ServerConfig::default()
     };
-    clamp3_server::serve(config, engine(&args.model, &args.cache)?, |addr| {
+    let path = args.library.unwrap_or_else(Library::default_path);
+    let library =
+        Library::open(&path).with_context(|| format!("opening the library {}", path.display()))?;
+    clamp3_server::serve(config, engine(&args.model, &args.cache)?, library, |addr| {
         #[allow(clippy::print_stderr)]
         {
             eprintln!("clamp3: serving http://{addr}/ (Ctrl-C stops)");

@@ -69,7 +69,7 @@ pub async fn classify(
     let n_labels = prompts.len();
     let mut items = prompts;
     for input in &request.inputs {
-        items.push(input.clone().into_item(&state)?);
+        items.push(input.clone().into_item(&state).await?);
     }
     let mut vectors = state.embedder.embed_all(items).await?;
     let inputs = vectors.split_off(n_labels);

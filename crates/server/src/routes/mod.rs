@@ -4,9 +4,12 @@
 mod classify;
 mod embed;
 mod health;
+mod items;
+mod library;
 mod openapi;
 mod page;
 mod score;
+mod search;
 
 use crate::auth::require_token;
 use crate::error::{json_errors, no_route, ApiError};
@@ -16,7 +19,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use clamp3_engine::Item;
+use clamp3_engine::{Engine, Item};
+use clamp3_library::{Filter, ItemId, Library};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tower_http::timeout::TimeoutLayer;
@@ -32,11 +36,17 @@ pub struct Input {
 }
 
 impl Input {
-    /// The engine input it names.
-    fn into_item(self, _state: &AppState) -> Result<Item, ApiError> {
+    /// The engine input it names: the text, or the item's file.
+    async fn into_item(self, state: &Arc<AppState>) -> Result<Item, ApiError> {
         match (self.text, self.item) {
             (Some(text), None) => Ok(Item::Text(text)),
-            (None, Some(_)) => Err(ApiError::bad_request("items need a library")),
+            (None, Some(id)) => {
+                let id = item_id(&id)?;
+                let record = on_library(state, move |library, _| library.item(id))
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("no item {id}")))?;
+                Ok(Item::File(record.path))
+            }
             _ => Err(ApiError::bad_request(
                 "each input is {\"text\": \"…\"} or {\"item\": \"<id>\"}",
             )),
@@ -44,11 +54,62 @@ impl Input {
     }
 }
 
+/// The most results one search returns.
+const MAX_TOP_K: usize = 1000;
+
+/// `top_k` as given (default 10), or why not.
+fn top_k(given: Option<usize>) -> Result<usize, ApiError> {
+    match given.unwrap_or(10) {
+        k @ 1..=MAX_TOP_K => Ok(k),
+        _ => Err(ApiError::bad_request(format!(
+            "`top_k` is 1 to {MAX_TOP_K}"
+        ))),
+    }
+}
+
+/// A `filter` as given (`modality=audio`, `modality=sheet,midi`, `format=abc`); none: all.
+fn filter(given: Option<&str>) -> Result<Filter, ApiError> {
+    match given.map(str::trim) {
+        None | Some("") => Ok(Filter::default()),
+        Some(text) => text
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("filter {text:?}: {e}"))),
+    }
+}
+
+/// An item id from a URL or body.
+fn item_id(given: &str) -> Result<ItemId, ApiError> {
+    given
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{given:?} is not an item id (16 hex digits)")))
+}
+
+/// Runs a library call on the blocking pool (the library reads disk and may compute).
+async fn on_library<T: Send + 'static>(
+    state: &Arc<AppState>,
+    call: impl FnOnce(&Library, &Engine) -> clamp3_library::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || call(&state.library, &state.engine))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the library call failed: {e}")))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("library: {e}")))
+}
+
 /// The whole application.
 pub fn router(state: Arc<AppState>, config: &ServerConfig) -> Router {
     let api = Router::new()
         .route("/health", get(health::health))
         .route("/openapi.json", get(openapi::openapi))
+        .route("/library", get(library::info))
+        .route("/search", post(search::text))
+        .route("/search/file", post(search::file))
+        .route("/items", get(items::list))
+        .route("/items/{id}", get(items::get))
+        .route("/items/{id}/similar", get(search::similar))
+        .route("/items/{id}/media", get(items::media))
+        .route("/items/{id}/notation", get(items::notation))
+        .route("/items/{id}/midi", get(items::midi))
         .route("/embed", post(embed::texts))
         .route("/embed/file", post(embed::file))
         .route("/score", post(score::score))

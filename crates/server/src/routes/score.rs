@@ -31,12 +31,10 @@ pub async fn score(
         ));
     }
     let (n_a, n_b) = (request.a.len(), request.b.len());
-    let items = request
-        .a
-        .into_iter()
-        .chain(request.b)
-        .map(|q| q.into_item(&state))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut items = Vec::with_capacity(n_a + n_b);
+    for input in request.a.into_iter().chain(request.b) {
+        items.push(input.into_item(&state).await?);
+    }
     let mut vectors = state.embedder.embed_all(items).await?;
     let b = vectors.split_off(n_a);
     let a = vectors;

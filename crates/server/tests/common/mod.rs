@@ -2,10 +2,12 @@
 
 #![allow(dead_code, reason = "each test file uses part of the helpers")]
 
-use clamp3_engine::{Engine, ModelSpec};
+use clamp3_engine::{Engine, ModelSpec, Silent};
+use clamp3_library::{AddOptions, Library};
 use clamp3_server::{Server, ServerConfig};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The golden fixtures of the features crate (tiny CLaMP 3 weights, tokenizer, cases).
 pub fn golden() -> PathBuf {
@@ -29,24 +31,91 @@ pub fn tiny_engine() -> Engine {
     Engine::new(&spec, None).expect("the tiny engine opens")
 }
 
+fn crates() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The files of the small test library: `(fixture, name in the library)`, every modality.
+pub fn library_files() -> Vec<(PathBuf, &'static str)> {
+    let golden = golden().join("cases");
+    vec![
+        (golden.join("text/t01_short_en.txt"), "texts/short_en.txt"),
+        (golden.join("text/t07_zh.txt"), "texts/zh.txt"),
+        (golden.join("symbolic/s01_abc_short.abc"), "sheet/short.abc"),
+        (
+            golden.join("symbolic/s05_abc_chorale_4voices.abc"),
+            "sheet/chorale.abc",
+        ),
+        (
+            crates().join("cli/tests/fixtures/bach__bwv66.6.mxl"),
+            "sheet/bwv66.6.mxl",
+        ),
+        (golden.join("symbolic/s07_mtf_short.mtf"), "midi/short.mtf"),
+        (
+            crates().join("formats/tests/fixtures/midi/abc2midi__wikimt_0024.mid"),
+            "midi/wikimt_0024.mid",
+        ),
+        (
+            crates().join("audio/tests/fixtures/a05_mp3_44k_stereo.mp3"),
+            "audio/stereo.mp3",
+        ),
+        (
+            crates().join("audio/tests/fixtures/a03_wav16k_mono_s16.wav"),
+            "audio/mono.wav",
+        ),
+    ]
+}
+
+/// A library in `dir`: empty, or holding [`library_files`] (copied under `dir/music`).
+pub fn library(dir: &Path, with_files: bool) -> Arc<Library> {
+    let library = Library::open(&dir.join("library")).expect("the library opens");
+    if with_files {
+        let mut files = Vec::new();
+        for (fixture, name) in library_files() {
+            let to = dir.join("music").join(name);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&fixture, &to).unwrap();
+            files.push(to);
+        }
+        library
+            .add(&tiny_engine(), &files, &AddOptions::default(), &Silent)
+            .expect("the test library is built");
+    }
+    Arc::new(library)
+}
+
 /// A running server; stopped when dropped.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// Where its library lives.
+    pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestServer {
-    /// Starts a server with `config` (its address is replaced by a free loopback port).
-    pub fn start(mut config: ServerConfig) -> TestServer {
+    /// Starts a server with `config` (its address is replaced by a free loopback port) over an
+    /// empty library.
+    pub fn start(config: ServerConfig) -> TestServer {
+        TestServer::start_with(config, false)
+    }
+
+    /// Starts a server over the small library of every modality.
+    pub fn with_library(config: ServerConfig) -> TestServer {
+        TestServer::start_with(config, true)
+    }
+
+    fn start_with(mut config: ServerConfig, with_files: bool) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let library = library(dir.path(), with_files);
         config.addr = "127.0.0.1:0".parse().unwrap();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async move {
-                let server = Server::bind(config, tiny_engine()).await.unwrap();
+                let server = Server::bind(config, tiny_engine(), library).await.unwrap();
                 ready_tx.send(server.local_addr().unwrap()).unwrap();
                 server
                     .run_until(async {
@@ -59,6 +128,7 @@ impl TestServer {
         let addr = ready_rx.recv().expect("the server starts");
         TestServer {
             url: format!("http://{addr}"),
+            dir,
             stop: Some(stop),
             thread: Some(thread),
         }
