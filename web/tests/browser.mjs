@@ -192,6 +192,13 @@ await check("drop-file", async () => {
   return `${name} dropped: best match ${s[0]}`;
 });
 
+await check("narrow-screen", async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(overflow <= 0, `the page is ${overflow} px wider than a phone screen`);
+  return "no horizontal scrolling at 390 px";
+});
+
 await context.close();
 rmSync(profile, { recursive: true, force: true });
 console.log(`browser: ${step} passed, 0 failed`);

@@ -157,6 +157,24 @@ mod bad_requests {
     }
 
     #[test]
+    fn a_request_over_the_time_limit_is_408() {
+        let config = ServerConfig {
+            timeout: std::time::Duration::from_millis(1),
+            ..ServerConfig::default()
+        };
+        let server = TestServer::start(config);
+        // Decoding, resampling and MERT take far longer than a millisecond.
+        let mp3 = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../audio/tests/fixtures/a05_mp3_44k_stereo.mp3"),
+        )
+        .unwrap();
+        let (status, body) = server.post_bytes("/v1/embed/file?filename=song.mp3", &mp3);
+        assert_eq!(status, 408, "{body}");
+        assert!(body["error"].is_string());
+    }
+
+    #[test]
     fn unknown_routes_and_methods_are_json_4xx() {
         let server = TestServer::start(ServerConfig::default());
         let (status, body) = server.get("/v1/nothing");
