@@ -23,6 +23,7 @@ use clamp3_engine::{Engine, Item};
 use clamp3_library::{Filter, ItemId, Library};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 /// One input of `score` or `classify`: a text, or an item of the library by id.
@@ -130,6 +131,8 @@ pub fn router(state: Arc<AppState>, config: &ServerConfig) -> Router {
         .route("/assets/{*path}", get(page::asset))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(config.max_upload_bytes))
+        // A bug in a handler answers 500 instead of dropping the connection.
+        .layer(CatchPanicLayer::new())
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
 }
