@@ -122,7 +122,9 @@ async function playAndStop(selector) {
 
 await check("score-playing", async () => {
   await playAndStop(sheet);
-  return "▶ on a score: playing";
+  const lit = await page.$$eval(`${sheet} .notation .playing-note`, (els) => els.length);
+  assert(lit > 0, "no note of the score is highlighted while it plays");
+  return `▶ on a score: playing, ${lit} note(s) highlighted`;
 });
 
 await check("midi-playing", async () => {

@@ -146,7 +146,7 @@ function card(hit, index) {
     actions.append(el("audio", { controls: "", preload: "none", src: withToken(`/v1/items/${item.id}/media`) }));
   } else if (item.modality === "sheet") {
     actions.append(el("button", { type: "button", class: "show", onclick: () => showScore(item, notation) }, "Show score"));
-    actions.append(playButton(() => scoreNotes(item, notation)));
+    actions.append(playButton(() => scoreNotes(item, notation), () => follow(notation)));
   } else if (item.modality === "midi") {
     actions.append(playButton(async () =>
       midiNotes(new Uint8Array(await (await api(`/items/${item.id}/midi`)).arrayBuffer()))));
@@ -181,16 +181,36 @@ async function scoreNotes(item, notation) {
   return midiNotes(ABCJS.synth.getMidiFile(visual, { midiOutputType: "binary" }));
 }
 
-function playButton(notes) {
+// Highlights the notes of a rendered score as they sound; returns what stops it.
+function follow(notation) {
+  if (!notation.visual) return () => {};
+  const lit = () => notation.querySelectorAll(".playing-note");
+  const timer = new ABCJS.TimingCallbacks(notation.visual, {
+    eventCallback: (event) => {
+      lit().forEach((e) => e.classList.remove("playing-note"));
+      if (!event) return;
+      for (const group of event.elements || []) for (const e of group) e.classList.add("playing-note");
+    },
+  });
+  timer.start();
+  return () => { timer.stop(); lit().forEach((e) => e.classList.remove("playing-note")); };
+}
+
+function playButton(notes, whilePlaying = () => () => {}) {
   const button = el("button", { type: "button", class: "play", "data-state": "stopped" }, "▶ Play");
   button.addEventListener("click", async () => {
     if (playing === button) { piano.stop(); return; }
     piano.stop();
     playing = button;
+    let stopFollowing = () => {};
     piano.onstate = (state) => {
       button.dataset.state = state;
       button.textContent = state === "stopped" ? "▶ Play" : state === "loading" ? "Loading…" : "■ Stop";
-      if (state === "stopped" && playing === button) playing = null;
+      if (state === "playing") stopFollowing = whilePlaying();
+      if (state === "stopped") {
+        stopFollowing();
+        if (playing === button) playing = null;
+      }
     };
     try {
       await piano.play(await notes());
