@@ -116,6 +116,17 @@ impl Server {
         })
     }
 
+    /// Loads the text encoder now, by embedding a text through the queue, so the first request
+    /// does not wait for it, and a model that cannot load stops the server before it starts.
+    pub async fn warm_up(&self) -> anyhow::Result<()> {
+        self.state
+            .embedder
+            .embed(clamp3_engine::Item::Text("warm-up".into()))
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the model: {}", e.message))?;
+        Ok(())
+    }
+
     /// The address it listens on.
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
@@ -149,7 +160,8 @@ impl Server {
     }
 }
 
-/// Binds, calls `ready` with the address, and serves until Ctrl-C, on a runtime of its own.
+/// Binds, loads the text encoder ([`Server::warm_up`]), calls `ready` with the address, and
+/// serves until Ctrl-C, on a runtime of its own.
 pub fn serve(
     config: ServerConfig,
     engine: Engine,
@@ -159,6 +171,7 @@ pub fn serve(
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let server = Server::bind(config, engine, Arc::new(library)).await?;
+        server.warm_up().await?;
         ready(server.local_addr()?);
         server.run().await
     })
