@@ -61,7 +61,7 @@ function setStatus(text, kind = "") {
 }
 
 async function run(label, request) {
-  if (!filter() && [...document.querySelectorAll("#filters input")].every((b) => !b.checked)) {
+  if ([...document.querySelectorAll("#filters input")].every((b) => !b.checked)) {
     setStatus("Choose at least one kind of music to search.", "error");
     return;
   }
@@ -124,14 +124,18 @@ function show(answer) {
 
 function card(hit, index) {
   const item = hit.item;
-  const li = el("li", { class: "result", tabindex: "0", "data-id": item.id, "data-modality": item.modality });
+  const title = item.title || fileName(item);
+  const li = el("li", {
+    class: "result", tabindex: "0", "data-id": item.id, "data-modality": item.modality,
+    "aria-label": `${index + 1}. ${title}, ${item.modality}, similarity ${hit.score.toFixed(2)}`,
+  });
   const percent = Math.max(0, Math.min(100, Math.round(hit.score * 100)));
   const score = el("span", { class: "score", title: "cosine similarity" },
     el("span", { class: "bar" }, el("span", { style: `width:${percent}%` })),
     el("span", { class: "value" }, hit.score.toFixed(4)));
   li.append(el("div", { class: "top" },
     el("span", { class: "rank" }, `${index + 1}.`),
-    el("span", { class: "title" }, item.title || fileName(item)),
+    el("span", { class: "title" }, title),
     el("span", { class: "badge" }, item.modality),
     el("span", { class: "badge" }, item.format),
     score));

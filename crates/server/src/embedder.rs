@@ -7,7 +7,6 @@
 use crate::error::ApiError;
 use clamp3_engine::{Embedded, Engine, Item, Options, Silent};
 use clamp3_features::FileKind;
-use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -22,7 +21,7 @@ struct Job {
 }
 
 /// What the workers did, for `/v1/health` and the benchmarks.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub struct BatchStats {
     /// Engine calls made.
     pub batches: AtomicUsize,
