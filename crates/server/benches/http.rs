@@ -5,7 +5,8 @@
 //!    the library's search, JSON), one client, the model warm: a new text each time (the
 //!    encoder runs), then texts asked before (answered from the feature cache, as `clamp3 serve`
 //!    has it by default): median, p90, p99;
-//! 2. the same with 16 concurrent clients: throughput and how the queue batched them;
+//! 2. the same with 16 concurrent clients: throughput and how the queue batched them, then
+//!    through a server whose queue does not batch (one text per engine call), for comparison;
 //! 3. with `--load-seconds S`: the load test, `--clients` (50) clients mixing text searches and
 //!    file uploads (`POST /v1/search/file`, ABC and MIDI) for S seconds: errors and p99.
 //!
@@ -23,7 +24,7 @@ use clamp3_engine::families::clamp3::Clamp3;
 use clamp3_engine::{Engine, ModelSpec, Silent};
 use clamp3_library::{AddOptions, Library};
 use clamp3_models::{Clamp3Model, Config};
-use clamp3_server::{Server, ServerConfig};
+use clamp3_server::{BatchStats, Server, ServerConfig};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,13 +209,14 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
+    let (engine, library) = (Arc::new(engine), Arc::new(library));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let config = ServerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         ..ServerConfig::default()
     };
     let server = runtime
-        .block_on(Server::bind(config, engine, Arc::new(library)))
+        .block_on(Server::bind(config, engine.clone(), library.clone()))
         .unwrap();
     let url = format!("http://{}", server.local_addr().unwrap());
     let stats = server.batch_stats();
@@ -264,7 +266,39 @@ fn main() {
         );
     }
 
-    // 2. 16 clients at once: the queue batches their texts into shared engine calls.
+    // 2. 16 clients at once: the queue batches their texts into shared engine calls. Then the
+    // same through a second server over the same engine and library whose queue embeds one
+    // text per engine call: what batching buys.
+    concurrent_texts(&url, &stats, queries, "batched (up to 64 per engine call)");
+    let one_by_one = runtime
+        .block_on(Server::bind(
+            ServerConfig {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                max_batch: 1,
+                ..ServerConfig::default()
+            },
+            engine.clone(),
+            library.clone(),
+        ))
+        .unwrap();
+    let one_by_one_url = format!("http://{}", one_by_one.local_addr().unwrap());
+    let one_by_one_stats = one_by_one.batch_stats();
+    runtime.spawn(one_by_one.run_until(std::future::pending()));
+    concurrent_texts(
+        &one_by_one_url,
+        &one_by_one_stats,
+        queries,
+        "unbatched (1 per engine call)",
+    );
+
+    // 3. The load test.
+    if load_seconds > 0 {
+        load_test(&url, clients, Duration::from_secs(load_seconds as u64));
+    }
+}
+
+/// 16 clients sending new texts at once: latency, throughput and the engine calls they took.
+fn concurrent_texts(url: &str, stats: &BatchStats, queries: usize, label: &str) {
     let before = (
         stats.batches.load(Ordering::Relaxed),
         stats.inputs.load(Ordering::Relaxed),
@@ -275,12 +309,13 @@ fn main() {
     let samples: Vec<f64> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..concurrent)
             .map(|c| {
-                let url = &url;
                 scope.spawn(move || {
                     let agent = ureq::AgentBuilder::new().build();
                     (0..per_client)
                         .map(|i| {
-                            let text = format!("{} {c} {i}", QUERIES[(c + i) % QUERIES.len()]);
+                            // New texts (label included): none is answered from the cache.
+                            let text =
+                                format!("{} {label} {c} {i}", QUERIES[(c + i) % QUERIES.len()]);
                             let start = Instant::now();
                             search(&agent, url, &text).unwrap();
                             start.elapsed().as_secs_f64() * 1e3
@@ -298,17 +333,11 @@ fn main() {
     let batches = stats.batches.load(Ordering::Relaxed) - before.0;
     let inputs = stats.inputs.load(Ordering::Relaxed) - before.1;
     println!(
-        "text query over HTTP, {concurrent} clients: {} · {:.0} queries/s · {inputs} texts in {batches} engine calls ({:.1} per call, largest {})",
+        "text query over HTTP, {concurrent} clients, {label}: {} · {:.1} queries/s · {inputs} texts in {batches} engine calls ({:.1} per call)",
         Latencies(samples.clone()).line(),
         samples.len() as f64 / seconds,
         inputs as f64 / batches.max(1) as f64,
-        stats.largest_batch.load(Ordering::Relaxed),
     );
-
-    // 3. The load test.
-    if load_seconds > 0 {
-        load_test(&url, clients, Duration::from_secs(load_seconds as u64));
-    }
 }
 
 /// The files uploaded: a short ABC tune and a MIDI file.

@@ -91,13 +91,14 @@ pub struct Server {
 impl Server {
     /// Checks the config, starts the embedding workers and binds the address (port 0: any free
     /// port, see [`Server::local_addr`]). The model loads on the first request that needs it.
+    /// Servers may share an engine (`Arc<Engine>`).
     pub async fn bind(
         config: ServerConfig,
-        engine: Engine,
+        engine: impl Into<Arc<Engine>>,
         library: Arc<Library>,
     ) -> anyhow::Result<Server> {
         config.check()?;
-        let engine = Arc::new(engine);
+        let engine = engine.into();
         let state = Arc::new(AppState {
             embedder: embedder::Embedder::start(engine.clone(), config.max_batch)
                 .context("starting the embedding workers")?,
