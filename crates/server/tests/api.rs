@@ -220,6 +220,25 @@ mod safety {
     }
 
     #[test]
+    fn without_a_token_only_loopback_names_are_answered() {
+        let server = TestServer::start(ServerConfig::default());
+        let (status, body) = answer(
+            server
+                .request("GET", "/v1/health")
+                .set("Host", "rebound.example:8000")
+                .call(),
+        );
+        assert_eq!(status, 403, "{body}");
+        let (status, _) = answer(
+            server
+                .request("GET", "/v1/health")
+                .set("Host", "localhost:8000")
+                .call(),
+        );
+        assert_eq!(status, 200);
+    }
+
+    #[test]
     fn listening_beyond_loopback_needs_a_token() {
         let open = ServerConfig {
             addr: "0.0.0.0:8000".parse().unwrap(),
