@@ -23,6 +23,7 @@ use clamp3_engine::{Engine, Item};
 use clamp3_library::{Filter, ItemId, Library};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -97,14 +98,21 @@ async fn on_library<T: Send + 'static>(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("library: {e}")))
 }
 
+/// Uploads read at once; the others wait. Each may be as large as the upload limit, so this
+/// bounds the memory uploads take.
+const CONCURRENT_UPLOADS: usize = 8;
+
 /// The whole application.
 pub fn router(state: Arc<AppState>, config: &ServerConfig) -> Router {
+    let uploads = GlobalConcurrencyLimitLayer::with_semaphore(Arc::new(
+        tokio::sync::Semaphore::new(CONCURRENT_UPLOADS),
+    ));
     let api = Router::new()
         .route("/health", get(health::health))
         .route("/openapi.json", get(openapi::openapi))
         .route("/library", get(library::info))
         .route("/search", post(search::text))
-        .route("/search/file", post(search::file))
+        .route("/search/file", post(search::file).layer(uploads.clone()))
         .route("/items", get(items::list))
         .route("/items/{id}", get(items::get))
         .route("/items/{id}/similar", get(search::similar))
@@ -112,10 +120,10 @@ pub fn router(state: Arc<AppState>, config: &ServerConfig) -> Router {
         .route("/items/{id}/notation", get(items::notation))
         .route("/items/{id}/midi", get(items::midi))
         .route("/embed", post(embed::texts))
-        .route("/embed/file", post(embed::file))
+        .route("/embed/file", post(embed::file).layer(uploads.clone()))
         .route("/score", post(score::score))
         .route("/classify", post(classify::classify))
-        .route("/classify/file", post(classify::file))
+        .route("/classify/file", post(classify::file).layer(uploads))
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
