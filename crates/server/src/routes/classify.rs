@@ -2,7 +2,7 @@
 //! zero-shot classification by the cosine to the label texts, as `clamp3 classify`.
 
 use crate::error::ApiError;
-use crate::routes::Input;
+use crate::routes::{vectors, Input, VectorOf};
 use crate::state::AppState;
 use crate::upload::Upload;
 use axum::extract::{Request, State};
@@ -67,11 +67,11 @@ pub async fn classify(
     }
     let prompts = request.labels.prompts()?;
     let n_labels = prompts.len();
-    let mut items = prompts;
+    let mut sources: Vec<VectorOf> = prompts.into_iter().map(VectorOf::Embed).collect();
     for input in &request.inputs {
-        items.push(input.clone().into_item(&state).await?);
+        sources.push(input.clone().resolve(&state).await?);
     }
-    let mut vectors = state.embedder.embed_all(items).await?;
+    let mut vectors = vectors(&state, sources).await?;
     let inputs = vectors.split_off(n_labels);
     let results: Vec<Value> = request
         .inputs

@@ -38,22 +38,64 @@ pub struct Input {
 }
 
 impl Input {
-    /// The engine input it names: the text, or the item's file.
-    async fn into_item(self, state: &Arc<AppState>) -> Result<Item, ApiError> {
+    /// Where its vector comes from: the text, embedded; the item's stored vector of this
+    /// model, or else its file, embedded.
+    async fn resolve(self, state: &Arc<AppState>) -> Result<VectorOf, ApiError> {
         match (self.text, self.item) {
-            (Some(text), None) => Ok(Item::Text(text)),
+            (Some(text), None) => Ok(VectorOf::Embed(Item::Text(text))),
             (None, Some(id)) => {
                 let id = item_id(&id)?;
-                let record = on_library(state, move |library, _| library.item(id))
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(format!("no item {id}")))?;
-                Ok(Item::File(record.path))
+                let found = on_library(state, move |library, engine| {
+                    let Some(record) = library.item(id)? else {
+                        return Ok(None);
+                    };
+                    Ok(Some(
+                        match library.vector(&Library::model_key(engine), id)? {
+                            Some(vector) => VectorOf::Stored(vector),
+                            None => VectorOf::Embed(Item::File(record.path)),
+                        },
+                    ))
+                })
+                .await?;
+                found.ok_or_else(|| ApiError::not_found(format!("no item {id}")))
             }
             _ => Err(ApiError::bad_request(
                 "each input is {\"text\": \"…\"} or {\"item\": \"<id>\"}",
             )),
         }
     }
+}
+
+/// Where a vector comes from.
+enum VectorOf {
+    /// An input to embed.
+    Embed(Item),
+    /// A vector the library holds.
+    Stored(Vec<f32>),
+}
+
+/// The vectors of `sources`, in order; those to embed are queued together, so they share
+/// engine calls.
+async fn vectors(state: &AppState, sources: Vec<VectorOf>) -> Result<Vec<Vec<f32>>, ApiError> {
+    let mut slots = Vec::with_capacity(sources.len());
+    let mut to_embed = Vec::new();
+    for source in sources {
+        match source {
+            VectorOf::Embed(item) => {
+                to_embed.push(item);
+                slots.push(None);
+            }
+            VectorOf::Stored(vector) => slots.push(Some(vector)),
+        }
+    }
+    let mut embedded = state.embedder.embed_all(to_embed).await?.into_iter();
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.or_else(|| embedded.next())
+                .ok_or_else(|| ApiError::unprocessable("a vector is missing"))
+        })
+        .collect()
 }
 
 /// The most results one search returns.

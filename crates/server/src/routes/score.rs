@@ -2,7 +2,7 @@
 //! vectors), and optionally every pair's cosine.
 
 use crate::error::ApiError;
-use crate::routes::Input;
+use crate::routes::{vectors, Input};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -31,11 +31,11 @@ pub async fn score(
         ));
     }
     let (n_a, n_b) = (request.a.len(), request.b.len());
-    let mut items = Vec::with_capacity(n_a + n_b);
+    let mut sources = Vec::with_capacity(n_a + n_b);
     for input in request.a.into_iter().chain(request.b) {
-        items.push(input.into_item(&state).await?);
+        sources.push(input.resolve(&state).await?);
     }
-    let mut vectors = state.embedder.embed_all(items).await?;
+    let mut vectors = vectors(&state, sources).await?;
     let b = vectors.split_off(n_a);
     let a = vectors;
     let score = score_group(&a, &b).map_err(|e| ApiError::unprocessable(e.to_string()))?;
