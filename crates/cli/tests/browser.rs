@@ -34,6 +34,10 @@ fn tiny_model() -> Vec<(&'static str, PathBuf)> {
         ("CLAMP3_CONFIG", golden().join("config.json")),
         ("CLAMP3_TOKENIZER", golden().join("tokenizer.json")),
         ("CLAMP3_MERT", crates().join("models/tests/fixtures/mert")),
+        (
+            "CLAMP3_BLIP",
+            crates().join("models/tests/fixtures/blip/model"),
+        ),
     ]
 }
 
@@ -49,6 +53,7 @@ fn tiny_engine() -> Engine {
         config: path("CLAMP3_CONFIG"),
         tokenizer: path("CLAMP3_TOKENIZER"),
         mert: path("CLAMP3_MERT"),
+        blip: path("CLAMP3_BLIP"),
         ..ModelSpec::default()
     };
     Engine::new(&spec, None).unwrap()
@@ -124,6 +129,10 @@ fn the_page_works_in_a_real_browser() {
         (
             crates().join("audio/tests/fixtures/a03_wav16k_mono_s16.wav"),
             "mono.wav",
+        ),
+        (
+            crates().join("images/tests/fixtures/blip/images/p01_astronaut.png"),
+            "astronaut.png",
         ),
     ];
     std::fs::create_dir_all(&music).unwrap();

@@ -364,6 +364,34 @@ mod library_routes {
     }
 
     #[test]
+    fn an_image_is_searched_as_its_caption() {
+        let server = TestServer::with_library(ServerConfig::default());
+        let png = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../images/tests/fixtures/blip/images/p01_astronaut.png"),
+        )
+        .unwrap();
+        let (status, body) = server.post_bytes("/v1/search/file?filename=photo.png", &png);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["caption"], "cake");
+        // The caption's own text, and the library's copy of the image, both embedded as "cake".
+        for hit in &body["results"].as_array().unwrap()[..2] {
+            assert!(
+                (hit["score"].as_f64().unwrap() - 1.0).abs() < 1e-4,
+                "{body}"
+            );
+        }
+        let id = id_of(&server, "images/astronaut.png");
+        let (_, item) = server.get(&format!("/v1/items/{id}"));
+        assert_eq!(item["modality"], "image");
+        let response = server
+            .request("GET", &format!("/v1/items/{id}/media"))
+            .call()
+            .unwrap();
+        assert_eq!(response.content_type(), "image/png");
+    }
+
+    #[test]
     fn more_like_this_leaves_the_item_out() {
         let server = TestServer::with_library(ServerConfig::default());
         let id = id_of(&server, "sheet/short.abc");

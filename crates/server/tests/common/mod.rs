@@ -26,6 +26,7 @@ pub fn tiny_engine() -> Engine {
         config: Some(golden().join("config.json")),
         tokenizer: Some(golden().join("tokenizer.json")),
         mert: Some(tiny_mert()),
+        blip: Some(crates().join("models/tests/fixtures/blip/model")),
         ..ModelSpec::default()
     };
     Engine::new(&spec, None).expect("the tiny engine opens")
@@ -41,6 +42,15 @@ pub fn library_files() -> Vec<(PathBuf, &'static str)> {
     vec![
         (golden.join("text/t01_short_en.txt"), "texts/short_en.txt"),
         (golden.join("text/t07_zh.txt"), "texts/zh.txt"),
+        // What the tiny BLIP says of p01_astronaut.png.
+        (
+            crates().join("server/tests/fixtures/cake.txt"),
+            "texts/cake.txt",
+        ),
+        (
+            crates().join("images/tests/fixtures/blip/images/p01_astronaut.png"),
+            "images/astronaut.png",
+        ),
         (golden.join("symbolic/s01_abc_short.abc"), "sheet/short.abc"),
         (
             golden.join("symbolic/s05_abc_chorale_4voices.abc"),
