@@ -209,6 +209,21 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
+    // The text encoder alone, without HTTP or the library: what the server adds is the rest.
+    engine.embed_text("warm-up").unwrap();
+    let alone: Vec<f64> = (0..queries.min(50))
+        .map(|i| {
+            let start = Instant::now();
+            engine
+                .embed_text(&format!("{} alone {i}", QUERIES[i % QUERIES.len()]))
+                .unwrap();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    println!(
+        "text encoder alone (no HTTP, no search):   {}",
+        Latencies(alone).line()
+    );
     let (engine, library) = (Arc::new(engine), Arc::new(library));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let config = ServerConfig {
