@@ -22,7 +22,7 @@ use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
-use symphonia::core::meta::MetadataOptions;
+use symphonia::core::meta::{MetadataOptions, StandardTag};
 
 /// Decodes an audio file packet by packet and hands out mono chunks.
 ///
@@ -137,6 +137,35 @@ impl MonoDecoder {
         self.num_frames
     }
 
+    /// The length in seconds the container announces, when it does (no decoding).
+    pub fn duration_hint(&self) -> Option<f64> {
+        self.num_frames
+            .map(|frames| frames as f64 / f64::from(self.sample_rate))
+    }
+
+    /// The file's descriptive tags (ID3, Vorbis comments, RIFF INFO, MP4 atoms) that symphonia
+    /// recognises, as `(name, value)` with names `title`, `artist`, `album`, `album_artist`,
+    /// `composer`, `genre`, `date`; the first value of each name wins.
+    pub fn tags(&mut self) -> Vec<(&'static str, String)> {
+        let mut out: Vec<(&'static str, String)> = Vec::new();
+        let mut metadata = self.reader.metadata();
+        let Some(revision) = metadata.skip_to_latest() else {
+            return out;
+        };
+        let containers =
+            std::iter::once(&revision.media).chain(revision.per_track.iter().map(|t| &t.metadata));
+        for tag in containers.flat_map(|c| &c.tags) {
+            let Some((name, value)) = tag.std.as_ref().and_then(standard_tag) else {
+                continue;
+            };
+            let value = value.trim();
+            if !value.is_empty() && !out.iter().any(|(n, _)| *n == name) {
+                out.push((name, value.to_string()));
+            }
+        }
+        out
+    }
+
     /// Decodes the next packet and appends its mono mix to `out`. Returns `false` at the end of
     /// the stream. Packets the codec reports as malformed are skipped, as FFmpeg does.
     pub fn next_chunk(&mut self, out: &mut Vec<f32>) -> Result<bool> {
@@ -196,6 +225,20 @@ impl MonoDecoder {
             },
         }
     }
+}
+
+/// The name clamp3 gives a standard tag it keeps, and its text.
+fn standard_tag(tag: &StandardTag) -> Option<(&'static str, &str)> {
+    Some(match tag {
+        StandardTag::TrackTitle(v) => ("title", v.as_str()),
+        StandardTag::Artist(v) => ("artist", v.as_str()),
+        StandardTag::Album(v) => ("album", v.as_str()),
+        StandardTag::AlbumArtist(v) => ("album_artist", v.as_str()),
+        StandardTag::Composer(v) => ("composer", v.as_str()),
+        StandardTag::Genre(v) => ("genre", v.as_str()),
+        StandardTag::RecordingDate(v) | StandardTag::ReleaseDate(v) => ("date", v.as_str()),
+        _ => return None,
+    })
 }
 
 /// Appends the mean of the first `frames` samples of each plane to `out`, computed as

@@ -94,6 +94,9 @@ pub fn fatal(error: &Error) -> Option<anyhow::Error> {
     }
 }
 
+/// A file's global vector and, for an image, the caption embedded in its place.
+pub type Captioned = (Vec<f32>, Option<Caption>);
+
 /// Global vectors of texts and files through the engine, counting what it computed and reused.
 pub struct Embedder {
     engine: Engine,
@@ -153,6 +156,11 @@ impl Embedder {
         Ok((embedded.embedding.data, embedded.caption))
     }
 
+    /// The engine it embeds with.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The global vector of a literal text.
     pub fn text(&self, text: &str) -> anyhow::Result<Vec<f32>> {
         self.one(Item::Text(text.to_string()))
@@ -180,6 +188,16 @@ impl Embedder {
     /// The vectors of many files (`None` for those that failed, listed in the report), with a
     /// progress bar. Fails as a whole only when the model itself cannot be loaded.
     pub fn files(&self, files: &[PathBuf]) -> anyhow::Result<(Vec<Option<Vec<f32>>>, Report)> {
+        let (embedded, report) = self.files_with_captions(files)?;
+        let vectors = embedded.into_iter().map(|e| e.map(|(v, _)| v)).collect();
+        Ok((vectors, report))
+    }
+
+    /// [`Embedder::files`], with the caption each image was embedded as.
+    pub fn files_with_captions(
+        &self,
+        files: &[PathBuf],
+    ) -> anyhow::Result<(Vec<Option<Captioned>>, Report)> {
         let items: Vec<Item> = files.iter().cloned().map(Item::File).collect();
         let bar = Bar::new("embedding");
         let results = self.engine.embed(&items, &self.options, &bar);
@@ -191,7 +209,7 @@ impl Embedder {
                 Ok(embedded) => {
                     self.count(&embedded);
                     report.done += 1;
-                    vectors.push(Some(embedded.embedding.data));
+                    vectors.push(Some((embedded.embedding.data, embedded.caption)));
                 }
                 Err(e) => {
                     if let Some(fatal) = fatal(&e) {

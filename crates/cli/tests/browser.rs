@@ -142,10 +142,11 @@ fn the_page_works_in_a_real_browser() {
         files.push(music.join(name));
     }
     let library_dir = dir.path().join("library");
-    Library::open(&library_dir)
+    let report = Library::open(&library_dir)
         .unwrap()
         .add(&tiny_engine(), &files, &AddOptions::default(), &Silent)
         .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_clamp3"));
     serve

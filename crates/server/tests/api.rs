@@ -346,7 +346,7 @@ mod library_routes {
         assert_eq!(modalities.len(), 5, "{body}");
         assert!(modalities.iter().all(|m| *m == "sheet" || *m == "midi"));
         let (status, _) =
-            server.post_json("/v1/search", r#"{"text": "x", "filter": "colour=red"}"#);
+            server.post_json("/v1/search", r#"{"text": "x", "filter": "modality=piano"}"#);
         assert_eq!(status, 400);
         let (status, _) = server.post_json("/v1/search", r#"{"text": "x", "top_k": 0}"#);
         assert_eq!(status, 400);

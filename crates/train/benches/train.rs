@@ -1,8 +1,11 @@
-//! Training throughput on full-size shapes: official CLaMP 3 sizes (XLM-R base, 12-layer M3 and
-//! audio encoders, D = 768, 128 text tokens, 512 patches / 128 feature rows), random weights, a
-//! batch of 8 (`CLAMP3_BENCH_BATCH`), `CLAMP3_BENCH_STEPS` timed optimizer steps (default 2)
-//! after one untimed, dropout on. Prints items/s per modality on the CPU, and on the first CUDA
-//! GPU when built with `--features cuda` and one is present.
+//! Training throughput and memory on full-size shapes: official CLaMP 3 sizes (XLM-R base,
+//! 12-layer M3 and audio encoders, D = 768, 128 text tokens, 512 patches / 128 feature rows),
+//! random weights, a logical batch of 8 (`CLAMP3_BENCH_BATCH`) in micro-batches of 1
+//! (`CLAMP3_BENCH_MICRO`; gradient caching, so the loss is still over the 8), `CLAMP3_BENCH_STEPS`
+//! timed optimizer steps (default 1) after one untimed (which creates Adam's moments), dropout
+//! on. Prints items/s and the peak resident memory of each modality on the CPU (Linux: VmHWM,
+//! reset between modalities), and items/s on the first CUDA GPU when built with
+//! `--features cuda` and one is present.
 //!
 //! `cargo bench -p clamp3-train --bench train`
 
@@ -62,13 +65,29 @@ fn batch(
     })
 }
 
+/// Starts a new peak-memory measurement (Linux: `5` in `clear_refs` resets VmHWM to the
+/// current RSS); `false` where that is not possible.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The peak resident memory since the last reset, in bytes (Linux: VmHWM).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 fn bench(device: &Device, label: &str) -> Result<(), Box<dyn std::error::Error>> {
     let b = env_usize("CLAMP3_BENCH_BATCH", 8);
-    let steps = env_usize("CLAMP3_BENCH_STEPS", 2);
+    let micro = env_usize("CLAMP3_BENCH_MICRO", 1).clamp(1, b);
+    let steps = env_usize("CLAMP3_BENCH_STEPS", 1);
     let arch = Clamp3Arch::official();
     let tokenizer = tokenizers::Tokenizer::new(tokenizers::models::bpe::BPE::default());
     let mut out = std::io::stdout().lock();
     for kind in [MusicKind::Symbolic, MusicKind::Audio] {
+        let peak_reset = device.is_cpu() && reset_peak_rss();
         let mut store = ParamStore::random(&arch.param_spec(), 0.02, 0, device)?;
         store.set_frozen(&clamp3_frozen_modules(kind == MusicKind::Audio, false));
         let mut adam = AdamW::new(AdamWConfig::default(), store.trainable().count());
@@ -84,7 +103,7 @@ fn bench(device: &Device, label: &str) -> Result<(), Box<dyn std::error::Error>>
         for step in 0..=steps {
             let start = Instant::now();
             let keys = [step as u64];
-            let (_, grads) = task.loss_and_grads(&store, &batch, None, Some((0, &keys)))?;
+            let (_, grads) = task.loss_and_grads(&store, &batch, Some(micro), Some((0, &keys)))?;
             adam.step(&store, &grads, 1e-5)?;
             device.synchronize()?;
             if step > 0 {
@@ -95,9 +114,14 @@ fn bench(device: &Device, label: &str) -> Result<(), Box<dyn std::error::Error>>
             MusicKind::Symbolic => "symbolic (text 128 tok + 512 patches)",
             MusicKind::Audio => "audio (text 128 tok + 128 MERT rows)",
         };
+        let memory = match (peak_reset, peak_rss()) {
+            (true, Some(bytes)) => format!(", peak RSS {:.2} GB", bytes as f64 / 1e9),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "{label}: CLaMP 3 {name}, batch {b}: {:.2} items/s ({:.2} s/step over {steps} steps)",
+            "{label}: CLaMP 3 {name}, batch {b} in micro-batches of {micro}: {:.3} items/s \
+             ({:.1} s/step over {steps} steps){memory}",
             (b * steps) as f64 / timed,
             timed / steps as f64
         )?;

@@ -16,6 +16,9 @@ pub struct Ctx<'a> {
     pub params: &'a ParamStore,
     /// Train mode: dropout active.
     pub train: bool,
+    /// Parameters as constants: no graph is recorded, so every activation is freed as soon as
+    /// the next op has read it (the first pass of gradient caching needs only the outputs).
+    constant: bool,
     dropout: RefCell<Rng>,
 }
 
@@ -25,6 +28,7 @@ impl<'a> Ctx<'a> {
         Self {
             params,
             train: false,
+            constant: false,
             dropout: RefCell::new(Rng::stream(0, &[])),
         }
     }
@@ -37,13 +41,24 @@ impl<'a> Ctx<'a> {
         Self {
             params,
             train: true,
+            constant: false,
             dropout: RefCell::new(Rng::stream(seed, &all)),
+        }
+    }
+
+    /// The same context with every parameter read as a constant (no gradients): the same
+    /// values and dropout masks, without the memory of a graph.
+    pub fn without_grad(self) -> Self {
+        Self {
+            constant: true,
+            ..self
         }
     }
 
     /// A parameter by name.
     pub fn p(&self, name: &str) -> Result<Tensor> {
-        self.params.get(name)
+        let p = self.params.get(name)?;
+        Ok(if self.constant { p.detach() } else { p })
     }
 
     /// `torch.nn.functional.dropout`: zero each element with probability `prob` and scale the

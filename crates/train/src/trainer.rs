@@ -15,7 +15,9 @@
 //! Setup"): (1) embed every micro-batch without a graph, (2) compute the loss over the whole
 //! batch on those embeddings and its gradient with respect to them, (3) re-run each micro-batch
 //! with a graph (same dropout masks) and back-propagate `Σ embedding · cached gradient`. The
-//! parameter gradient is the full-batch gradient; memory is one micro-batch's graph. M3's loss is
+//! parameter gradient is the full-batch gradient; memory is one micro-batch's graph of one
+//! tower (step 1 records no graph; step 3 back-propagates every music tower, then every text
+//! tower, each micro-batch and tower with its own dropout stream). M3's loss is
 //! a token mean, so its micro-batches are weighted by their token counts.
 
 use crate::arch::{clip_loss, m3_loss, Clamp3Arch, Clamp3Batch, Clamp3Forward, M3Arch};
@@ -199,32 +201,38 @@ impl Clamp3Task {
     ) -> Result<(f64, Grads)> {
         let b = batch.len();
         let mb = micro_batch.unwrap_or(b).clamp(1, b.max(1));
-        let ctx_for = |chunk: usize| match dropout_seed {
-            Some((seed, keys)) => {
-                let mut k = keys.to_vec();
-                k.push(chunk as u64);
-                Ctx::train(store, seed, &k)
-            }
+        // The dropout stream of a forward pass: the step's keys plus `extra`.
+        let ctx_for = |extra: &[u64]| match dropout_seed {
+            Some((seed, keys)) => Ctx::train(store, seed, &[keys, extra].concat()),
             None => Ctx::eval(store),
         };
         if mb >= b {
-            let ctx = ctx_for(0);
+            let ctx = ctx_for(&[0]);
             let (t, m) = self.features(&ctx, batch)?;
             let loss = clip_loss(&t, &m, self.logit_scale)?;
             let grads = collect_grads(store, &loss.backward()?);
             return Ok((f64::from(loss.to_scalar::<f32>()?), grads));
         }
-        let chunks: Vec<(usize, usize)> = (0..b)
+        // Each tower of each micro-batch draws its own dropout stream, so the recomputation
+        // below can run the towers in any order and still draw the masks of the first pass.
+        const TEXT: u64 = 0;
+        const MUSIC: u64 = 1;
+        let chunks: Vec<(u64, Clamp3Batch, usize, usize)> = (0..b)
             .step_by(mb)
-            .map(|start| (start, mb.min(b - start)))
-            .collect();
+            .enumerate()
+            .map(|(c, start)| {
+                let len = mb.min(b - start);
+                Ok((c as u64, batch.narrow(start, len)?, start, len))
+            })
+            .collect::<Result<_>>()?;
+        let f = Clamp3Forward { arch: &self.arch };
         let mut texts = Vec::new();
         let mut musics = Vec::new();
-        for (c, &(start, len)) in chunks.iter().enumerate() {
-            let ctx = ctx_for(c);
-            let (t, m) = self.features(&ctx, &batch.narrow(start, len)?)?;
-            texts.push(t.detach());
-            musics.push(m.detach());
+        for (c, chunk, _, _) in &chunks {
+            let ctx = ctx_for(&[*c, TEXT]).without_grad();
+            texts.push(f.text_features(&ctx, &chunk.text_ids, &chunk.text_masks)?);
+            let ctx = ctx_for(&[*c, MUSIC]).without_grad();
+            musics.push(f.music_features(&ctx, &chunk.music, &chunk.music_masks)?);
         }
         let t_all = Var::from_tensor(&Tensor::cat(&texts, 0)?)?;
         let m_all = Var::from_tensor(&Tensor::cat(&musics, 0)?)?;
@@ -235,11 +243,20 @@ impl Clamp3Task {
         let g_t = cached.get(t_all.as_tensor()).unwrap_or(&zeros_t).clone();
         let g_m = cached.get(m_all.as_tensor()).unwrap_or(&zeros_m).clone();
         let mut grads: Grads = vec![None; store.trainable().count()];
-        for (c, &(start, len)) in chunks.iter().enumerate() {
-            let ctx = ctx_for(c);
-            let (t, m) = self.features(&ctx, &batch.narrow(start, len)?)?;
-            let surrogate = ((t * g_t.narrow(0, start, len)?)?.sum_all()?
-                + (m * g_m.narrow(0, start, len)?)?.sum_all()?)?;
+        // The towers share no parameter, so each is back-propagated alone: one tower's graph
+        // is alive at a time. Music first: while its graphs (the large ones) are alive, the
+        // accumulated gradients hold no text-side tensor (the XLM-R embedding table's is 768 MB
+        // at full size). Each parameter still sums its micro-batches in order.
+        for (c, chunk, start, len) in &chunks {
+            let ctx = ctx_for(&[*c, MUSIC]);
+            let m = f.music_features(&ctx, &chunk.music, &chunk.music_masks)?;
+            let surrogate = (m * g_m.narrow(0, *start, *len)?)?.sum_all()?;
+            accumulate(&mut grads, collect_grads(store, &surrogate.backward()?))?;
+        }
+        for (c, chunk, start, len) in &chunks {
+            let ctx = ctx_for(&[*c, TEXT]);
+            let t = f.text_features(&ctx, &chunk.text_ids, &chunk.text_masks)?;
+            let surrogate = (t * g_t.narrow(0, *start, *len)?)?.sum_all()?;
             accumulate(&mut grads, collect_grads(store, &surrogate.backward()?))?;
         }
         Ok((f64::from(loss.to_scalar::<f32>()?), grads))

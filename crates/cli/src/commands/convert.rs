@@ -1,4 +1,4 @@
-//! `clamp3 convert`: music format conversions, file or folder, in parallel.
+//! `clamp3 convert`: music format conversions and image captions, file or folder, in parallel.
 
 use super::ExitStatus;
 use crate::batch::{self, Outcome};
@@ -50,6 +50,73 @@ pub enum ConvertCommand {
         #[arg(long, value_enum, default_value_t)]
         device: crate::args::DeviceArg,
     },
+    /// Images → BLIP captions, as the reference's `image_captioning.py` `process_images`
+    /// (→ `<stem>.txt`).
+    ///
+    /// Every file whose name ends in `.jpg` or `.png` (any case; `.jpeg` and other types are
+    /// skipped, as the reference skips them) gets `<stem>.txt` holding its caption, without a
+    /// newline, mirroring the input's folders (each input folder gets its output folder, as the
+    /// reference makes them).
+    Caption {
+        #[command(flatten)]
+        io: ConvertArgs,
+        /// BLIP captioning folder (`config.json`, `model.safetensors` or `pytorch_model.bin`,
+        /// `preprocessor_config.json`, `tokenizer.json`). Default:
+        /// Salesforce/blip-image-captioning-base, downloaded once from the Hugging Face Hub.
+        #[arg(long, env = "CLAMP3_BLIP", value_name = "DIR")]
+        blip: Option<PathBuf>,
+        /// Where to run BLIP.
+        #[arg(long, value_enum, default_value_t)]
+        device: crate::args::DeviceArg,
+    },
+}
+
+/// Image files `caption` reads: `process_images` keeps names ending in these (lower-cased).
+const CAPTION_EXTENSIONS: [&str; 2] = ["jpg", "png"];
+
+fn caption(
+    io: &ConvertArgs,
+    blip: Option<&Path>,
+    device: crate::args::DeviceArg,
+) -> anyhow::Result<ExitStatus> {
+    let device = clamp3_engine::DeviceChoice::from(device).device()?;
+    let captioner = clamp3_engine::families::clamp3::load_captioner(blip, &device)?;
+    mirror_folders(&io.input, &io.output_dir)?;
+    convert_each(
+        io,
+        &CAPTION_EXTENSIONS,
+        "captioned",
+        |root, file| batch::output_path(root, file, &io.output_dir, "txt"),
+        |file| {
+            let bytes = std::fs::read(file)?;
+            // As `process_images` writes it: the caption, no newline.
+            Ok(captioner.caption(&bytes)?.text.into_bytes())
+        },
+    )
+}
+
+/// Creates `output_dir/<folder>` for every folder under `input` (nothing when it is a file),
+/// except the output folder itself when it lies inside `input`.
+fn mirror_folders(input: &Path, output_dir: &Path) -> anyhow::Result<()> {
+    if !input.is_dir() {
+        return Ok(());
+    }
+    let output = std::fs::canonicalize(output_dir).ok();
+    let mut folders = Vec::new();
+    let walk = walkdir::WalkDir::new(input)
+        .into_iter()
+        .filter_entry(|e| output.is_none() || std::fs::canonicalize(e.path()).ok() != output);
+    for entry in walk {
+        let entry = entry.with_context(|| format!("walking {}", input.display()))?;
+        if entry.file_type().is_dir() {
+            folders.push(batch::mirrored_path(input, entry.path(), output_dir));
+        }
+    }
+    for folder in folders {
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("creating {}", folder.display()))?;
+    }
+    Ok(())
 }
 
 /// Audio files `audio2mert` reads.
@@ -231,5 +298,6 @@ pub fn run(command: ConvertCommand) -> anyhow::Result<ExitStatus> {
             |file| Ok(clamp3_formats::mtf::mtf_to_midi(&read_text(file)?)?),
         ),
         ConvertCommand::Audio2mert { io, mert, device } => audio2mert(&io, mert.as_deref(), device),
+        ConvertCommand::Caption { io, blip, device } => caption(&io, blip.as_deref(), device),
     }
 }

@@ -1,7 +1,7 @@
 //! `clamp3 eval`: retrieval metrics (MRR, Hit@1/10/100) of queries against their paired
 //! references, as the reference's `clamp3_eval.py`.
 
-use super::score::{embed_dir, unmatched_lines};
+use super::score::{add_captions, caption_field, embed_dir, unmatched_lines, write_captions};
 use super::ExitStatus;
 use crate::args::{CacheArgs, ModelArgs};
 use crate::batch::write_atomic;
@@ -55,17 +55,23 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitStatus> {
     let mut jsonl = String::new();
     for row in &metrics.ranks {
         // Keys in the reference's order and with its `json.dumps` separators.
+        // Images also carry their captions, after the reference's keys.
         jsonl += &format!(
-            "{{\"query\": {}, \"reference\": {}, \"rank\": {}}}\n",
+            "{{\"query\": {}, \"reference\": {}, \"rank\": {}{}{}}}\n",
             serde_json::to_string(&queries.files[row.query].display().to_string())?,
             serde_json::to_string(&references.files[row.reference].display().to_string())?,
             row.rank,
+            caption_field("query_caption", queries.captions[row.query].as_ref())?,
+            caption_field(
+                "reference_caption",
+                references.captions[row.reference].as_ref()
+            )?,
         );
     }
     write_atomic(&args.output, jsonl.as_bytes())?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "common_keys": pairing.pairs.len(),
             "queries": metrics.queries,
             "references": metrics.references,
@@ -75,8 +81,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitStatus> {
             "hit_100": metrics.hit_100,
             "output": args.output.display().to_string(),
         });
+        add_captions(&mut value, &[&queries, &references]);
         writeln!(out, "{value}")?;
     } else {
+        write_captions(&mut out, &[&queries, &references])?;
         writeln!(
             out,
             "There are {} common keys between query and reference features.",

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod embed;
 pub mod eval;
 pub mod inspect;
+pub mod library;
 pub mod probe;
 pub mod score;
 pub mod search;
@@ -57,6 +58,8 @@ pub enum Command {
     /// Linear-probe classification: train on labelled files, predict new ones.
     #[command(subcommand)]
     Probe(probe::ProbeCommand),
+    /// A music library that stays indexed: add folders once, search them many times.
+    Library(library::LibraryArgs),
     /// Train: fine-tune CLaMP 3 on text–music pairs, or pre-train M3.
     #[command(subcommand)]
     Train(train::TrainCommand),
@@ -109,5 +112,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Cache(command) => cache::run(command),
         Command::Probe(command) => probe::run(command),
         Command::Train(command) => train::run(command),
+        Command::Library(args) => library::run(args),
     }
 }

@@ -7,6 +7,7 @@ use crate::args::{CacheArgs, ModelArgs};
 use crate::batch::write_atomic;
 use crate::embedding::{collect, relative, Embedder};
 use anyhow::bail;
+use clamp3_features::Caption;
 use clamp3_retrieval::pairing::{pair, pair_key, score_group, score_pairwise, Pairing};
 use clamp3_retrieval::similarity::round4;
 use clap::Args;
@@ -47,6 +48,58 @@ pub struct Side {
     pub relative: Vec<PathBuf>,
     /// Their vectors.
     pub vectors: Vec<Vec<f32>>,
+    /// For an image, the caption it was embedded as.
+    pub captions: Vec<Option<Caption>>,
+}
+
+impl Side {
+    /// `(path, caption)` of every image of the side, in order.
+    pub fn captioned(&self) -> impl Iterator<Item = (&PathBuf, &Caption)> {
+        self.files
+            .iter()
+            .zip(&self.captions)
+            .filter_map(|(file, caption)| caption.as_ref().map(|c| (file, c)))
+    }
+}
+
+/// Prints `Caption of <path>: <caption>` for every image of the sides: the captions decide
+/// where the images land, so they are shown with the results.
+pub fn write_captions(out: &mut impl Write, sides: &[&Side]) -> std::io::Result<()> {
+    for (file, caption) in sides.iter().flat_map(|side| side.captioned()) {
+        writeln!(out, "Caption of {}: {}", file.display(), caption.text)?;
+    }
+    Ok(())
+}
+
+/// The captions of the sides' images for `--json`: `[{"path", "caption", "caption_ids"}]`.
+pub fn captions_json(sides: &[&Side]) -> serde_json::Value {
+    sides
+        .iter()
+        .flat_map(|side| side.captioned())
+        .map(|(file, caption)| {
+            serde_json::json!({
+                "path": file.display().to_string(),
+                "caption": caption.text,
+                "caption_ids": caption.ids,
+            })
+        })
+        .collect()
+}
+
+/// Adds `"captions"` ([`captions_json`]) to a `--json` object when some file is an image.
+pub fn add_captions(value: &mut serde_json::Value, sides: &[&Side]) {
+    let captions = captions_json(sides);
+    if captions.as_array().is_some_and(|c| !c.is_empty()) {
+        value["captions"] = captions;
+    }
+}
+
+/// `, "<key>": "<caption>"` for a JSONL row when `caption` is an image's, else nothing.
+pub fn caption_field(key: &str, caption: Option<&Caption>) -> serde_json::Result<String> {
+    Ok(match caption {
+        Some(caption) => format!(", \"{key}\": {}", serde_json::to_string(&caption.text)?),
+        None => String::new(),
+    })
 }
 
 /// Embeds every supported file under `dir`; the flag is false when some file failed.
@@ -55,18 +108,20 @@ pub fn embed_dir(embedder: &Embedder, dir: &Path) -> anyhow::Result<(Side, bool)
     if inputs.files.is_empty() {
         bail!("{}: no supported files", dir.display());
     }
-    let (vectors, report) = embedder.files(&inputs.files)?;
+    let (embedded, report) = embedder.files_with_captions(&inputs.files)?;
     let ok = embedder.summary(&report, &inputs.unsupported);
     let mut side = Side {
         files: Vec::new(),
         relative: Vec::new(),
         vectors: Vec::new(),
+        captions: Vec::new(),
     };
-    for (file, vector) in inputs.files.iter().zip(vectors) {
-        if let Some(vector) = vector {
+    for (file, embedded) in inputs.files.iter().zip(embedded) {
+        if let Some((vector, caption)) = embedded {
             side.relative.push(relative(&inputs.root, file));
             side.files.push(file.clone());
             side.vectors.push(vector);
+            side.captions.push(caption);
         }
     }
     Ok((side, ok))
@@ -111,13 +166,15 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitStatus> {
     if !args.pairwise {
         let similarity = score_group(&queries.vectors, &references.vectors)?;
         if args.json {
-            let value = serde_json::json!({
+            let mut value = serde_json::json!({
                 "queries": queries.vectors.len(),
                 "references": references.vectors.len(),
                 "group_similarity": similarity,
             });
+            add_captions(&mut value, &[&queries, &references]);
             writeln!(out, "{value}")?;
         } else {
+            write_captions(&mut out, &[&queries, &references])?;
             writeln!(out, "Total query features: {}", queries.vectors.len())?;
             writeln!(
                 out,
@@ -149,16 +206,22 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitStatus> {
     let mut jsonl = String::new();
     for row in &rows {
         // Keys in the reference's order and with its `json.dumps` separators.
+        // Images also carry their captions, after the reference's keys.
         jsonl += &format!(
-            "{{\"query\": {}, \"reference\": {}, \"similarity\": {}}}\n",
+            "{{\"query\": {}, \"reference\": {}, \"similarity\": {}{}{}}}\n",
             serde_json::to_string(&queries.files[row.query].display().to_string())?,
             serde_json::to_string(&references.files[row.reference].display().to_string())?,
             serde_json::to_string(&f64::from(row.similarity))?,
+            caption_field("query_caption", queries.captions[row.query].as_ref())?,
+            caption_field(
+                "reference_caption",
+                references.captions[row.reference].as_ref()
+            )?,
         );
     }
     write_atomic(&args.output, jsonl.as_bytes())?;
     if args.json {
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "common_keys": pairing.pairs.len(),
             "queries": rows.len(),
             "references": unique_references,
@@ -166,8 +229,10 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitStatus> {
             "unmatched": unmatched,
             "output": args.output.display().to_string(),
         });
+        add_captions(&mut value, &[&queries, &references]);
         writeln!(out, "{value}")?;
     } else {
+        write_captions(&mut out, &[&queries, &references])?;
         writeln!(
             out,
             "There are {} common keys between query and reference features.",

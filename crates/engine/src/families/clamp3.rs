@@ -113,11 +113,7 @@ impl Clamp3 {
     /// BLIP, loaded (or downloaded and loaded) on first use, on the model's device.
     pub fn captioner(&self) -> Result<&Captioner> {
         shared(&self.captioner, "the BLIP captioner", || {
-            let dir = match &self.spec.blip {
-                Some(dir) => dir.clone(),
-                None => hub::blip_folder(false)?,
-            };
-            Ok(Captioner::from_folder(&dir, &self.device)?)
+            load_captioner(self.spec.blip.as_deref(), &self.device)
         })
     }
 }
@@ -146,6 +142,15 @@ pub fn load_tokenizer(path: Option<&Path>) -> Result<Tokenizer> {
         None => hub::xlm_roberta_tokenizer(false)?,
     };
     Ok(text::load_tokenizer(&path)?)
+}
+
+/// Loads BLIP from a captioning folder, or the official one from the Hub cache.
+pub fn load_captioner(dir: Option<&Path>, device: &Device) -> Result<Captioner> {
+    let dir: PathBuf = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None => hub::blip_folder(false)?,
+    };
+    Ok(Captioner::from_folder(&dir, device)?)
 }
 
 /// Loads MERT from a folder, or the official one from the Hub cache, noting once that its

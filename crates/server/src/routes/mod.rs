@@ -128,6 +128,21 @@ fn item_id(given: &str) -> Result<ItemId, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{given:?} is not an item id (16 hex digits)")))
 }
 
+/// A library error as an answer: what the request got wrong is a 4xx; a library that cannot
+/// answer is the server's fault.
+fn library_error(error: clamp3_library::Error) -> ApiError {
+    use clamp3_library::Error as E;
+    let status = match &error {
+        E::Invalid(_) => StatusCode::BAD_REQUEST,
+        E::NotFound(_) => StatusCode::NOT_FOUND,
+        // The library was built with another model than the server runs.
+        E::NoVectors { .. } | E::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        E::Engine(e) => return ApiError::from(e.clone()),
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, error.to_string())
+}
+
 /// Runs a library call on the blocking pool (the library reads disk and may compute).
 async fn on_library<T: Send + 'static>(
     state: &Arc<AppState>,
@@ -137,7 +152,7 @@ async fn on_library<T: Send + 'static>(
     tokio::task::spawn_blocking(move || call(&state.library, &state.engine))
         .await
         .map_err(|e| ApiError::unavailable(format!("the library call failed: {e}")))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("library: {e}")))
+        .map_err(library_error)
 }
 
 /// Uploads read at once; the others wait. Each may be as large as the upload limit, so this

@@ -87,9 +87,10 @@ pub fn library(dir: &Path, with_files: bool) -> Arc<Library> {
             std::fs::copy(&fixture, &to).unwrap();
             files.push(to);
         }
-        library
+        let report = library
             .add(&tiny_engine(), &files, &AddOptions::default(), &Silent)
             .expect("the test library is built");
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
     }
     Arc::new(library)
 }

@@ -1,0 +1,440 @@
+//! `add`: bring the library up to date with folders and files. New and changed content is
+//! embedded; renamed, moved and duplicated files only change a record; vanished files are
+//! forgotten. The work goes in chunks, each made durable before the next, so a killed `add`
+//! loses at most the chunk in flight and the next run picks up where it stopped.
+
+use crate::item::{format_name, modality_name, ItemFile};
+use crate::library::mtime_ns;
+use crate::metadata::describe;
+use crate::{Error, ItemId, ItemRecord, Library, Result};
+use clamp3_engine::{Embedded, Engine, Item, Options, Progress};
+use clamp3_features::FileKind;
+use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How `add` works.
+#[derive(Debug, Clone)]
+pub struct AddOptions {
+    /// Files embedded and stored per durable step: a crash loses at most this much work.
+    pub chunk: usize,
+    /// Forget items whose files under the given folders are gone (on by default).
+    pub forget_vanished: bool,
+    /// The engine's options (pooling must stay global: the library stores vectors).
+    pub engine: Options,
+}
+
+impl Default for AddOptions {
+    fn default() -> Self {
+        AddOptions {
+            chunk: 64,
+            forget_vanished: true,
+            engine: Options::default(),
+        }
+    }
+}
+
+/// What `add` did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AddReport {
+    /// Supported files found.
+    pub files: usize,
+    /// New items embedded and stored.
+    pub added: usize,
+    /// Items that got this model's vector (they had others).
+    pub vectors_added: usize,
+    /// Files recorded under an item that already existed (renamed, moved, duplicated, touched).
+    pub relinked: usize,
+    /// Files already in the library as they are.
+    pub unchanged: usize,
+    /// Files forgotten (gone, or changed into other content).
+    pub forgotten: usize,
+    /// Items deleted because no file holds them any more.
+    pub items_deleted: usize,
+    /// Embedded from the feature cache rather than the model.
+    pub from_cache: usize,
+    /// Files that failed, with the reason (each names its file).
+    pub failed: Vec<(PathBuf, String)>,
+    /// Files skipped because clamp3 does not read their kind.
+    pub unsupported: Vec<PathBuf>,
+}
+
+/// A file found under the roots, with what its stat says.
+struct Found {
+    path: PathBuf,
+    kind: FileKind,
+    file: ItemFile,
+}
+
+/// The BLAKE3 hash of a file's bytes, streamed.
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<blake3::Hash> {
+    let mut hasher = blake3::Hasher::new();
+    let file = std::fs::File::open(path)?;
+    hasher.update_reader(file)?;
+    Ok(hasher.finalize())
+}
+
+/// Reports the embedding of a chunk as part of the whole run: one `start` for everything.
+struct Offset<'a> {
+    outer: &'a dyn Progress,
+    offset: usize,
+}
+
+impl Progress for Offset<'_> {
+    fn finished(&self, index: usize, result: &clamp3_engine::Result<Embedded>) {
+        self.outer.finished(self.offset + index, result);
+    }
+    fn notice(&self, message: &str) {
+        self.outer.notice(message);
+    }
+    fn warning(&self, message: &str) {
+        self.outer.warning(message);
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Library {
+    /// Brings the library up to date with `roots` (folders, searched recursively, and files)
+    /// for the engine's model. A file that fails is reported and the others go on; an error is
+    /// returned only when nothing can go on (a model that does not load, a store that refuses).
+    pub fn add(
+        &self,
+        engine: &Engine,
+        roots: &[PathBuf],
+        options: &AddOptions,
+        progress: &dyn Progress,
+    ) -> Result<AddReport> {
+        let model = Library::model_key(engine);
+        let mut report = AddReport::default();
+        let (found, roots) = self.walk(roots, &mut report);
+        report.files = found.len();
+
+        let records: HashMap<ItemId, ItemRecord> = self
+            .store
+            .scroll(&crate::Filter::default())?
+            .into_iter()
+            .filter_map(|p| p.record.map(|r| (p.id, r)))
+            .collect();
+        let by_path: HashMap<&Path, (ItemId, &ItemFile)> = records
+            .values()
+            .flat_map(|r| r.files.iter().map(move |f| (f.path.as_path(), (r.id, f))))
+            .collect();
+
+        // A file whose size and time are as recorded is not read; the others are hashed.
+        let hashed: Vec<Result<(ItemId, String), String>> = found
+            .par_iter()
+            .map(|f| {
+                if let Some((id, known)) = by_path.get(f.path.as_path()) {
+                    if **known == f.file {
+                        return Ok((*id, records[id].content_hash.clone()));
+                    }
+                }
+                hash_file(&f.path)
+                    .map(|h| (ItemId::of_hash(&h), h.to_hex().to_string()))
+                    .map_err(|e| format!("{}: {e}", f.path.display()))
+            })
+            .collect();
+
+        let mut changed: BTreeMap<ItemId, ItemRecord> = BTreeMap::new();
+        let mut to_embed: Vec<(ItemId, String, &Found)> = Vec::new();
+        let mut queued: HashSet<ItemId> = HashSet::new();
+        let mut seen: HashMap<&Path, ItemId> = HashMap::new();
+        for (found, hashed) in found.iter().zip(hashed) {
+            let (id, hash) = match hashed {
+                Ok(ok) => ok,
+                Err(message) => {
+                    report.failed.push((found.path.clone(), message));
+                    continue;
+                }
+            };
+            if let Some(existing) = records.get(&id) {
+                if existing.content_hash != hash {
+                    report.failed.push((
+                        found.path.clone(),
+                        format!(
+                            "{}: its 64-bit id {id} collides with {} (different content); skipped",
+                            found.path.display(),
+                            existing.path.display()
+                        ),
+                    ));
+                    continue;
+                }
+            }
+            seen.insert(found.path.as_path(), id);
+            match records.get(&id) {
+                Some(existing) => {
+                    let record = changed.entry(id).or_insert_with(|| existing.clone());
+                    match record.files.iter_mut().find(|f| f.path == found.path) {
+                        Some(f) if *f == found.file => report.unchanged += 1,
+                        Some(f) => {
+                            *f = found.file.clone();
+                            report.relinked += 1;
+                        }
+                        None => {
+                            record.files.push(found.file.clone());
+                            report.relinked += 1;
+                        }
+                    }
+                    if !record.models.contains(&model) && queued.insert(id) {
+                        to_embed.push((id, hash, found));
+                    }
+                }
+                None if queued.insert(id) => to_embed.push((id, hash, found)),
+                // A duplicate of content queued in this run: it joins that item when stored.
+                None => {}
+            }
+        }
+
+        // Files under the roots that are gone, or now hold other content, leave their items.
+        let mut deleted = Vec::new();
+        for record in records.values() {
+            let kept: Vec<ItemFile> = record
+                .files
+                .iter()
+                .filter(|f| {
+                    let under_roots = roots.iter().any(|r| f.path == *r || f.path.starts_with(r));
+                    let gone = match seen.get(f.path.as_path()) {
+                        Some(id) => *id != record.id,
+                        None => options.forget_vanished && under_roots && !f.path.exists(),
+                    };
+                    !gone
+                })
+                .cloned()
+                .collect();
+            if kept.len() == record.files.len() {
+                continue;
+            }
+            report.forgotten += record.files.len() - kept.len();
+            let entry = changed.entry(record.id).or_insert_with(|| record.clone());
+            entry
+                .files
+                .retain(|f| kept.contains(f) || !record.files.contains(f));
+            if entry.files.is_empty() && !queued.contains(&record.id) {
+                deleted.push(record.id);
+            }
+        }
+        changed.retain(|id, record| {
+            if deleted.contains(id) {
+                return false;
+            }
+            record.path = record
+                .files
+                .first()
+                .map(|f| f.path.clone())
+                .unwrap_or_default();
+            records.get(id) != Some(record)
+        });
+
+        // One durable step for every record change and deletion.
+        if !changed.is_empty() || !deleted.is_empty() {
+            let ids: Vec<ItemId> = changed.keys().chain(&deleted).copied().collect();
+            self.journal(&ids)?;
+            for record in changed.values() {
+                self.store.set_record(record)?;
+            }
+            self.store.delete(&deleted)?;
+            self.store.flush();
+            self.journal_done()?;
+            report.items_deleted = deleted.len();
+        }
+
+        // The files of each new item: the first found holds it, duplicates join it.
+        let mut files_of: HashMap<ItemId, Vec<ItemFile>> = HashMap::new();
+        for found in &found {
+            if let Some(id) = seen.get(found.path.as_path()) {
+                if queued.contains(id) && !records.contains_key(id) {
+                    files_of.entry(*id).or_default().push(found.file.clone());
+                }
+            }
+        }
+
+        progress.start(to_embed.len());
+        let done = AtomicUsize::new(0);
+        for chunk in to_embed.chunks(options.chunk.max(1)) {
+            let items: Vec<Item> = chunk
+                .iter()
+                .map(|(_, _, f)| Item::File(f.path.clone()))
+                .collect();
+            let offset = Offset {
+                outer: progress,
+                offset: done.fetch_add(chunk.len(), Ordering::Relaxed),
+            };
+            let results = engine.embed(&items, &options.engine, &offset);
+            let mut new_points = Vec::new();
+            let mut new_vectors = Vec::new();
+            let mut updated_records = Vec::new();
+            for ((id, hash, found), result) in chunk.iter().zip(results) {
+                let embedded = match result {
+                    Ok(e) => e,
+                    Err(e) => {
+                        if let Some(fatal) = fatal(&e) {
+                            return Err(fatal);
+                        }
+                        report.failed.push((found.path.clone(), e.to_string()));
+                        continue;
+                    }
+                };
+                if embedded.embedding.shape.len() != 2 || embedded.embedding.shape[0] != 1 {
+                    report.failed.push((
+                        found.path.clone(),
+                        format!(
+                            "{}: the model gives features of shape {:?}, not one vector",
+                            found.path.display(),
+                            embedded.embedding.shape
+                        ),
+                    ));
+                    continue;
+                }
+                if embedded.source == clamp3_engine::Source::Cache {
+                    report.from_cache += 1;
+                }
+                let vector = embedded.embedding.data;
+                self.store.ensure_vector(&model, vector.len())?;
+                match changed.get(id).or_else(|| records.get(id)) {
+                    Some(existing) => {
+                        let mut record = existing.clone();
+                        record.models.push(model.clone());
+                        new_vectors.push((*id, vector));
+                        updated_records.push(record);
+                        report.vectors_added += 1;
+                    }
+                    None => {
+                        let bytes = std::fs::read(&found.path).unwrap_or_default();
+                        let described = describe(&found.path, found.kind, &bytes);
+                        let files = files_of
+                            .remove(id)
+                            .unwrap_or_else(|| vec![found.file.clone()]);
+                        let record = ItemRecord {
+                            id: *id,
+                            path: files[0].path.clone(),
+                            files,
+                            modality: modality_name(found.kind).to_string(),
+                            format: format_name(&found.path),
+                            content_hash: hash.clone(),
+                            size: found.file.size,
+                            title: described.title,
+                            metadata: described.metadata,
+                            caption: embedded.caption.map(|c| c.text),
+                            duration_s: described.duration_s,
+                            patches: described.patches,
+                            models: vec![model.clone()],
+                            added: now(),
+                        };
+                        new_points.push((record, HashMap::from([(model.clone(), vector)])));
+                        report.added += 1;
+                    }
+                }
+            }
+            let mut ids: Vec<ItemId> = new_points.iter().map(|(r, _)| r.id).collect();
+            ids.extend(new_vectors.iter().map(|(id, _)| *id));
+            if ids.is_empty() {
+                continue;
+            }
+            self.journal(&ids)?;
+            self.store.upsert(new_points)?;
+            self.store.set_vectors(&model, new_vectors)?;
+            for record in &updated_records {
+                self.store.set_record(record)?;
+            }
+            self.store.flush();
+            self.journal_done()?;
+        }
+        if report.added + report.vectors_added > 0 {
+            if let Ok(identity) = engine.identity(clamp3_models::Modality::Text) {
+                if let Some(before) = self.note_model(&model, identity)? {
+                    progress.warning(&format!(
+                        "the {model} weights differ from those earlier vectors of this library \
+                         were made with ({before}); if the model changed, vectors do not compare: \
+                         remove the library and add again"
+                    ));
+                }
+            }
+            self.store.optimize()?;
+            self.store.flush();
+        }
+        Ok(report)
+    }
+
+    /// The supported files under the roots (sorted, absolute) and the roots made absolute;
+    /// unreadable roots and unsupported files go to the report.
+    fn walk(&self, roots: &[PathBuf], report: &mut AddReport) -> (Vec<Found>, Vec<PathBuf>) {
+        let mut found = Vec::new();
+        let mut absolute_roots = Vec::new();
+        let mut seen = HashSet::new();
+        for root in roots {
+            let root_abs = match std::fs::canonicalize(root) {
+                Ok(p) => p,
+                Err(e) => {
+                    report
+                        .failed
+                        .push((root.clone(), format!("{}: {e}", root.display())));
+                    continue;
+                }
+            };
+            absolute_roots.push(root_abs.clone());
+            let walker = walkdir::WalkDir::new(&root_abs).sort_by_file_name();
+            for entry in walker {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let path = e
+                            .path()
+                            .map(Path::to_path_buf)
+                            .unwrap_or_else(|| root.clone());
+                        report
+                            .failed
+                            .push((path.clone(), format!("{}: {e}", path.display())));
+                        continue;
+                    }
+                };
+                let path = entry.path();
+                // The library's own files are never items of it.
+                if path.starts_with(self.path()) || !entry.file_type().is_file() {
+                    continue;
+                }
+                let Some(kind) = FileKind::of(path) else {
+                    report.unsupported.push(path.to_path_buf());
+                    continue;
+                };
+                let Ok(meta) = entry.metadata() else {
+                    report.failed.push((
+                        path.to_path_buf(),
+                        format!("{}: cannot stat", path.display()),
+                    ));
+                    continue;
+                };
+                if !seen.insert(path.to_path_buf()) {
+                    continue;
+                }
+                found.push(Found {
+                    path: path.to_path_buf(),
+                    kind,
+                    file: ItemFile {
+                        path: path.to_path_buf(),
+                        size: meta.len(),
+                        mtime_ns: mtime_ns(&meta),
+                    },
+                });
+            }
+        }
+        (found, absolute_roots)
+    }
+}
+
+/// An engine error that fails every file alike (the model, tokenizer or config cannot load):
+/// the run stops with it instead of listing it once per file.
+fn fatal(error: &clamp3_engine::Error) -> Option<Error> {
+    match error.without_path() {
+        e @ (clamp3_engine::Error::Load { .. } | clamp3_engine::Error::Spec(_)) => {
+            Some(Error::Invalid(e.to_string()))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,672 @@
+//! A library folder: the store, its lock, its format marker and the journal of the update in
+//! flight; and the questions a library answers (search, similar, items, info, verify).
+
+use crate::store::{Store, StoredPoint};
+use crate::{Error, Filter, Hit, ItemId, ItemRecord, Result, MODALITIES};
+use clamp3_engine::Engine;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// The library's format version, in `library.json`: a folder of another version is refused
+/// rather than misread.
+const FORMAT: u32 = 1;
+const MARKER: &str = "library.json";
+const LOCK: &str = "LOCK";
+const STORE: &str = "store";
+/// The ids an update is writing; present only while one is in flight (or after a crash in it).
+const JOURNAL: &str = "pending.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: u32,
+    /// Per model (vector name): the identity of the weights its vectors were made with.
+    #[serde(default)]
+    models: BTreeMap<String, String>,
+}
+
+/// A music library: files embedded once, kept in an embedded Qdrant store, asked many times.
+/// One process has it open at a time (a lock file says which); share it between threads.
+pub struct Library {
+    dir: PathBuf,
+    pub(crate) store: Store,
+    // Held for the life of the library: the OS releases the lock when the process dies, so a
+    // killed `add` never leaves the library locked.
+    _lock: File,
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `info` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LibraryInfo {
+    /// The library folder.
+    pub path: PathBuf,
+    /// Items in all.
+    pub items: usize,
+    /// Items per modality.
+    pub by_modality: BTreeMap<String, usize>,
+    /// Per model: how many items have its vector, and the vectors' dimension.
+    pub models: BTreeMap<String, ModelInfo>,
+    /// Vectors searched through HNSW (the others exactly).
+    pub indexed_vectors: usize,
+    /// Bytes the library takes on disk.
+    pub bytes_on_disk: u64,
+}
+
+/// One model's share of a library.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    /// Items with a vector of this model.
+    pub items: usize,
+    /// The vectors' dimension.
+    pub dim: usize,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// Items checked.
+    pub items: usize,
+    /// Files checked.
+    pub files: usize,
+    /// Files that no longer exist.
+    pub missing: Vec<(ItemId, PathBuf)>,
+    /// Files whose content is no longer the item's.
+    pub changed: Vec<(ItemId, PathBuf)>,
+    /// Points that are not whole: no record, or a listed model without its vector.
+    pub damaged: Vec<(ItemId, String)>,
+}
+
+impl VerifyReport {
+    /// Whether the library and the files agree.
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty() && self.changed.is_empty() && self.damaged.is_empty()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |error| Error::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, synced, so a reader sees the
+/// old or the new file, never half of one.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(bytes).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(())
+}
+
+impl Library {
+    /// `$CLAMP3_LIBRARY`, else `$XDG_DATA_HOME/clamp3/library`, else
+    /// `~/.local/share/clamp3/library` (`%APPDATA%\clamp3\library` on Windows).
+    pub fn default_path() -> PathBuf {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        if let Some(dir) = var("CLAMP3_LIBRARY") {
+            return dir;
+        }
+        let data = var("XDG_DATA_HOME")
+            .or_else(|| var("APPDATA"))
+            .or_else(|| var("HOME").map(|h| h.join(".local").join("share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        data.join("clamp3").join("library")
+    }
+
+    /// Opens the library in `dir`, creating it if the folder is empty or absent. Finishes or
+    /// undoes an update that a crash interrupted.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let dir = std::fs::canonicalize(dir).map_err(io(dir))?;
+        let marker_path = dir.join(MARKER);
+        if !marker_path.exists() {
+            let foreign = std::fs::read_dir(&dir)
+                .map_err(io(&dir))?
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name() != LOCK);
+            if foreign {
+                return Err(Error::NotALibrary {
+                    library: dir.clone(),
+                    reason: format!(
+                        "the folder is not empty and has no {MARKER}: not a clamp3 library"
+                    ),
+                });
+            }
+        }
+        let lock_path = dir.join(LOCK);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(Error::Busy {
+                library: dir.clone(),
+                lock: lock_path,
+            });
+        }
+        let marker = Self::read_marker(&dir)?;
+        if marker.format != FORMAT {
+            return Err(Error::NotALibrary {
+                library: dir.clone(),
+                reason: format!(
+                    "library format {} (this clamp3 reads format {FORMAT})",
+                    marker.format
+                ),
+            });
+        }
+        if !marker_path.exists() {
+            write_atomic(
+                &marker_path,
+                &serde_json::to_vec_pretty(&marker).unwrap_or_default(),
+            )?;
+        }
+        let store = Store::open(&dir.join(STORE), &dir)?;
+        let library = Library {
+            dir,
+            store,
+            _lock: lock,
+        };
+        library.recover()?;
+        Ok(library)
+    }
+
+    fn read_marker(dir: &Path) -> Result<Marker> {
+        let path = dir.join(MARKER);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::NotALibrary {
+                library: dir.to_path_buf(),
+                reason: format!("{MARKER}: {e}"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Marker {
+                format: FORMAT,
+                models: BTreeMap::new(),
+            }),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Records the weights a model's vectors come from; says (as `Some(old)`) when they differ
+    /// from those recorded before.
+    pub(crate) fn note_model(&self, name: &str, identity: &str) -> Result<Option<String>> {
+        let mut marker = Self::read_marker(&self.dir)?;
+        let previous = marker.models.insert(name.to_string(), identity.to_string());
+        if previous.as_deref() != Some(identity) {
+            write_atomic(
+                &self.dir.join(MARKER),
+                &serde_json::to_vec_pretty(&marker).unwrap_or_default(),
+            )?;
+        }
+        Ok(previous.filter(|p| p != identity))
+    }
+
+    /// The library folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The vector name of an engine's model in the library: the model's name (`clamp3-saas`, …).
+    pub fn model_key(engine: &Engine) -> String {
+        engine.family().name().to_string()
+    }
+
+    /// Writes the ids an update is about to write, before it writes them.
+    pub(crate) fn journal(&self, ids: &[ItemId]) -> Result<()> {
+        let ids: Vec<String> = ids.iter().map(ItemId::to_string).collect();
+        write_atomic(
+            &self.dir.join(JOURNAL),
+            &serde_json::to_vec(&ids).unwrap_or_default(),
+        )
+    }
+
+    /// The update is durable: its journal goes.
+    pub(crate) fn journal_done(&self) -> Result<()> {
+        let path = self.dir.join(JOURNAL);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// After a crash inside an update: every point it was writing is checked, and one that is
+    /// not whole is deleted (the next `add` embeds it again, from the feature cache).
+    fn recover(&self) -> Result<()> {
+        let path = self.dir.join(JOURNAL);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        // A journal that does not parse was never renamed into place: nothing was written.
+        let ids: Vec<ItemId> = serde_json::from_slice::<Vec<String>>(&bytes)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let names = self.vector_names();
+        let points = self.store.retrieve(&ids, Some(&names))?;
+        let whole: HashSet<ItemId> = points
+            .iter()
+            .filter(|p| damage(p, &self.store.vector_names()).is_none())
+            .map(|p| p.id)
+            .collect();
+        let broken: Vec<ItemId> = ids
+            .iter()
+            .copied()
+            .filter(|id| !whole.contains(id) && points.iter().any(|p| p.id == *id))
+            .collect();
+        self.store.delete(&broken)?;
+        self.store.flush();
+        self.journal_done()
+    }
+
+    fn vector_names(&self) -> Vec<String> {
+        self.store
+            .vector_names()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    fn require_vectors(&self, model: &str) -> Result<()> {
+        let names = self.vector_names();
+        if names.iter().any(|n| n == model) {
+            Ok(())
+        } else {
+            Err(Error::NoVectors {
+                model: model.to_string(),
+                held: if names.is_empty() {
+                    "nothing yet".into()
+                } else {
+                    names.join(", ")
+                },
+            })
+        }
+    }
+
+    /// The `top_k` items nearest to a query vector of the engine's model, best first.
+    pub fn search(
+        &self,
+        engine: &Engine,
+        query: &[f32],
+        top_k: usize,
+        filter: &Filter,
+    ) -> Result<Vec<Hit>> {
+        self.search_model(&Self::model_key(engine), query, top_k, filter)
+    }
+
+    /// [`Library::search`] by model name.
+    pub fn search_model(
+        &self,
+        model: &str,
+        query: &[f32],
+        top_k: usize,
+        filter: &Filter,
+    ) -> Result<Vec<Hit>> {
+        self.require_vectors(model)?;
+        self.hits(model, query, top_k, filter, None, false)
+    }
+
+    /// [`Library::search_model`] by a full scan, never HNSW (the reference for recall).
+    pub fn search_exact(
+        &self,
+        model: &str,
+        query: &[f32],
+        top_k: usize,
+        filter: &Filter,
+    ) -> Result<Vec<Hit>> {
+        self.require_vectors(model)?;
+        self.hits(model, query, top_k, filter, None, true)
+    }
+
+    fn hits(
+        &self,
+        model: &str,
+        query: &[f32],
+        top_k: usize,
+        filter: &Filter,
+        exclude: Option<ItemId>,
+        exact: bool,
+    ) -> Result<Vec<Hit>> {
+        if top_k == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .store
+            .search(model, query, top_k, filter, exclude, exact)?
+            .into_iter()
+            .map(|(item, score)| Hit { item, score })
+            .collect())
+    }
+
+    /// The `top_k` items nearest to an item of the library (itself left out).
+    pub fn similar(
+        &self,
+        engine: &Engine,
+        id: ItemId,
+        top_k: usize,
+        filter: &Filter,
+    ) -> Result<Vec<Hit>> {
+        self.similar_model(&Self::model_key(engine), id, top_k, filter)
+    }
+
+    /// [`Library::similar`] by model name.
+    pub fn similar_model(
+        &self,
+        model: &str,
+        id: ItemId,
+        top_k: usize,
+        filter: &Filter,
+    ) -> Result<Vec<Hit>> {
+        self.require_vectors(model)?;
+        let point = self
+            .store
+            .retrieve(&[id], Some(&[model.to_string()]))?
+            .pop()
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let vector = point.vectors.get(model).ok_or_else(|| Error::NoVectors {
+            model: format!("{model} for item {id}"),
+            held: point
+                .record
+                .map(|r| r.models.join(", "))
+                .unwrap_or_default(),
+        })?;
+        self.hits(model, vector, top_k, filter, Some(id), false)
+    }
+
+    /// Stores items with their vectors of one model as given, replacing items of the same id:
+    /// for moving a library between stores and for benchmarks on synthetic vectors.
+    pub fn put(&self, model: &str, items: Vec<(ItemRecord, Vec<f32>)>) -> Result<()> {
+        let Some(dim) = items.first().map(|(_, v)| v.len()) else {
+            return Ok(());
+        };
+        if let Some((record, v)) = items.iter().find(|(_, v)| v.len() != dim) {
+            return Err(Error::Invalid(format!(
+                "item {}: a {}-d vector among {dim}-d ones",
+                record.id,
+                v.len()
+            )));
+        }
+        self.store.ensure_vector(model, dim)?;
+        let ids: Vec<ItemId> = items.iter().map(|(r, _)| r.id).collect();
+        self.journal(&ids)?;
+        self.store.upsert(
+            items
+                .into_iter()
+                .map(|(mut record, v)| {
+                    if !record.models.iter().any(|m| m == model) {
+                        record.models.push(model.to_string());
+                    }
+                    (
+                        record,
+                        std::collections::HashMap::from([(model.to_string(), v)]),
+                    )
+                })
+                .collect(),
+        )?;
+        self.store.flush();
+        self.journal_done()
+    }
+
+    /// Builds HNSW where the store has grown enough for it (`add` does this itself).
+    pub fn optimize(&self) -> Result<()> {
+        self.store.optimize()?;
+        self.store.flush();
+        Ok(())
+    }
+
+    /// One item, by id.
+    pub fn item(&self, id: ItemId) -> Result<Option<ItemRecord>> {
+        Ok(self
+            .store
+            .retrieve(&[id], None)?
+            .pop()
+            .and_then(|p| p.record))
+    }
+
+    /// An item's vector of a model (unit length).
+    pub fn vector(&self, model: &str, id: ItemId) -> Result<Option<Vec<f32>>> {
+        Ok(self
+            .store
+            .retrieve(&[id], Some(&[model.to_string()]))?
+            .pop()
+            .and_then(|mut p| p.vectors.remove(model)))
+    }
+
+    /// The item a file belongs to (the path as given, or made absolute).
+    pub fn item_by_path(&self, path: &Path) -> Result<Option<ItemRecord>> {
+        let wanted = absolute(path);
+        Ok(self
+            .store
+            .scroll(&Filter::default())?
+            .into_iter()
+            .filter_map(|p| p.record)
+            .find(|r| r.files.iter().any(|f| f.path == wanted)))
+    }
+
+    /// An item given as an id or a path.
+    pub fn resolve(&self, id_or_path: &str) -> Result<ItemRecord> {
+        if let Ok(id) = id_or_path.parse::<ItemId>() {
+            if let Some(record) = self.item(id)? {
+                return Ok(record);
+            }
+        }
+        self.item_by_path(Path::new(id_or_path))?
+            .ok_or_else(|| Error::NotFound(id_or_path.to_string()))
+    }
+
+    /// A page of items passing the filter, in id order.
+    pub fn items(&self, offset: usize, limit: usize, filter: &Filter) -> Result<Vec<ItemRecord>> {
+        Ok(self
+            .store
+            .page(filter, offset, limit)?
+            .into_iter()
+            .filter_map(|p| p.record)
+            .collect())
+    }
+
+    /// How many items pass the filter.
+    pub fn count(&self, filter: &Filter) -> Result<usize> {
+        self.store.count(filter, None)
+    }
+
+    /// Counts by modality and model, and the size on disk.
+    pub fn info(&self) -> Result<LibraryInfo> {
+        let mut by_modality = BTreeMap::new();
+        for modality in MODALITIES {
+            let n = self.store.count(&Filter::modality(modality), None)?;
+            if n > 0 {
+                by_modality.insert(modality.to_string(), n);
+            }
+        }
+        let mut models = BTreeMap::new();
+        for (name, dim) in self.store.vector_names() {
+            let items = self.store.count(&Filter::default(), Some(&name))?;
+            models.insert(name, ModelInfo { items, dim });
+        }
+        Ok(LibraryInfo {
+            path: self.dir.clone(),
+            items: self.store.count(&Filter::default(), None)?,
+            by_modality,
+            models,
+            indexed_vectors: self.store.indexed_vectors(),
+            bytes_on_disk: disk_usage(&self.dir),
+        })
+    }
+
+    /// Checks every item against its files (they exist; their content is still the item's,
+    /// re-hashed when size or time changed, or always with `rehash`) and every point for
+    /// wholeness. Changes nothing: `add` repairs.
+    pub fn verify(&self, rehash: bool) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let names = self.vector_names();
+        let dims = self.store.vector_names();
+        let ids: Vec<ItemId> = self
+            .store
+            .scroll(&Filter::default())?
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        for chunk in ids.chunks(256) {
+            for point in self.store.retrieve(chunk, Some(&names))? {
+                report.items += 1;
+                if let Some(why) = damage(&point, &dims) {
+                    report.damaged.push((point.id, why));
+                }
+                let Some(record) = &point.record else {
+                    continue;
+                };
+                for file in &record.files {
+                    report.files += 1;
+                    match std::fs::metadata(&file.path) {
+                        Err(_) => report.missing.push((point.id, file.path.clone())),
+                        Ok(meta) => {
+                            let same_stat =
+                                meta.len() == file.size && mtime_ns(&meta) == file.mtime_ns;
+                            if rehash || !same_stat {
+                                let same = crate::add::hash_file(&file.path)
+                                    .map(|h| h.to_hex().to_string() == record.content_hash)
+                                    .unwrap_or(false);
+                                if !same {
+                                    report.changed.push((point.id, file.path.clone()));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Forgets items: given by id, or by path (a file, or every file under a folder). Returns
+    /// the ids of the items that went (an item held by other files stays, without these).
+    pub fn remove(&self, targets: &[String]) -> Result<Vec<ItemId>> {
+        let mut removed = Vec::new();
+        let mut ids = Vec::new();
+        let mut paths = Vec::new();
+        for target in targets {
+            match target.parse::<ItemId>() {
+                Ok(id) if self.item(id)?.is_some() => ids.push(id),
+                _ => paths.push(absolute(Path::new(target))),
+            }
+        }
+        let mut found_paths = vec![false; paths.len()];
+        let mut rewrite = Vec::new();
+        for point in self.store.scroll(&Filter::default())? {
+            let Some(mut record) = point.record else {
+                continue;
+            };
+            let before = record.files.len();
+            record.files.retain(|f| {
+                let hit = paths
+                    .iter()
+                    .position(|p| f.path == *p || f.path.starts_with(p));
+                if let Some(i) = hit {
+                    found_paths[i] = true;
+                }
+                hit.is_none()
+            });
+            if record.files.is_empty() {
+                ids.push(record.id);
+            } else if record.files.len() != before {
+                record.path = record.files[0].path.clone();
+                rewrite.push(record);
+            }
+        }
+        if let Some(i) = found_paths.iter().position(|f| !f) {
+            return Err(Error::NotFound(paths[i].display().to_string()));
+        }
+        let mut journaled: Vec<ItemId> = ids.clone();
+        journaled.extend(rewrite.iter().map(|r| r.id));
+        self.journal(&journaled)?;
+        for record in &rewrite {
+            self.store.set_record(record)?;
+        }
+        self.store.delete(&ids)?;
+        self.store.flush();
+        self.journal_done()?;
+        removed.extend(ids);
+        Ok(removed)
+    }
+}
+
+/// Why a point is not whole, if it is not.
+fn damage(point: &StoredPoint, dims: &[(String, usize)]) -> Option<String> {
+    let Some(record) = &point.record else {
+        return Some("its payload is not an item record".into());
+    };
+    if record.id != point.id {
+        return Some(format!("its record names item {}", record.id));
+    }
+    for model in &record.models {
+        let Some(vector) = point.vectors.get(model) else {
+            return Some(format!("no {model} vector"));
+        };
+        let dim = dims.iter().find(|(n, _)| n == model).map(|(_, d)| *d);
+        if Some(vector.len()) != dim || vector.iter().any(|x| !x.is_finite()) {
+            return Some(format!("a malformed {model} vector"));
+        }
+    }
+    None
+}
+
+/// A path made absolute against the current folder, canonical where it exists.
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    })
+}
+
+/// Modification time in nanoseconds since the epoch; 0 when the file system has none.
+pub(crate) fn mtime_ns(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Bytes of all files under `dir` (allocated size where the OS gives it: WAL segments are
+/// preallocated sparse files).
+fn disk_usage(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| allocated(&m))
+        .sum()
+}
+
+#[cfg(unix)]
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.blocks() * 512
+}
+
+#[cfg(not(unix))]
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
+}
