@@ -14,6 +14,7 @@ pub mod library;
 pub mod probe;
 pub mod score;
 pub mod search;
+pub mod serve;
 pub mod train;
 pub mod weights;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Zero-shot classification of music by the cosine to label texts.
     Classify(classify::ClassifyArgs),
+    /// Serve the JSON API and the search page over HTTP.
+    Serve(serve::ServeArgs),
     /// The feature cache: where it is, how big, and clearing it.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Score(args) => score::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Classify(args) => classify::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Cache(command) => cache::run(command),
         Command::Probe(command) => probe::run(command),
         Command::Train(command) => train::run(command),
