@@ -88,10 +88,9 @@ impl Progress for Bar {
 /// A failure that stops the whole command: a model, tokenizer or config that cannot be loaded
 /// fails every input the same way, so it is said once instead of once per file.
 pub fn fatal(error: &Error) -> Option<anyhow::Error> {
-    match error.without_path() {
-        e @ (Error::Load { .. } | Error::Spec(_)) => Some(anyhow!("{e}")),
-        _ => None,
-    }
+    error
+        .fails_every_input()
+        .then(|| anyhow!("{}", error.without_path()))
 }
 
 /// A file's global vector and, for an image, the caption embedded in its place.

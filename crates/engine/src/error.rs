@@ -96,6 +96,21 @@ impl Error {
         }
     }
 
+    /// [`Error::without_path`], owned.
+    pub fn into_without_path(self) -> Error {
+        match self {
+            Error::WithPath { error, .. } => error.into_without_path(),
+            other => other,
+        }
+    }
+
+    /// Whether the error fails every input alike (the model, tokenizer or config cannot be
+    /// loaded, or the spec is wrong), so a front end says it once and stops instead of listing it
+    /// once per file.
+    pub fn fails_every_input(&self) -> bool {
+        matches!(self.without_path(), Error::Load { .. } | Error::Spec(_))
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Error {
         Error::Io {

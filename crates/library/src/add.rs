@@ -274,8 +274,8 @@ impl Library {
                 let embedded = match result {
                     Ok(e) => e,
                     Err(e) => {
-                        if let Some(fatal) = fatal(&e) {
-                            return Err(fatal);
+                        if e.fails_every_input() {
+                            return Err(Error::Engine(e.into_without_path()));
                         }
                         report.failed.push((found.path.clone(), e.to_string()));
                         continue;
@@ -425,16 +425,5 @@ impl Library {
             }
         }
         (found, absolute_roots)
-    }
-}
-
-/// An engine error that fails every file alike (the model, tokenizer or config cannot load):
-/// the run stops with it instead of listing it once per file.
-fn fatal(error: &clamp3_engine::Error) -> Option<Error> {
-    match error.without_path() {
-        e @ (clamp3_engine::Error::Load { .. } | clamp3_engine::Error::Spec(_)) => {
-            Some(Error::Invalid(e.to_string()))
-        }
-        _ => None,
     }
 }
