@@ -1,7 +1,7 @@
 //! Argument groups shared by several commands. Each command's own arguments live in its file
 //! under `commands/`; the `///` comments are the `--help` text.
 
-use clamp3_engine::{DeviceChoice, ModelId, ModelSpec, NpyReading};
+use clamp3_engine::{DeviceChoice, ModelId, ModelSpec, NpyReading, Precision};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -76,6 +76,30 @@ pub struct ModelArgs {
     /// Where to run the model.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceArg,
+    /// Number format: f32 (the reference's numbers) or bf16 (CLaMP 3's dense weights stored as
+    /// bfloat16, computed in f32: faster text queries and short scores, cosine >= 0.9999 to
+    /// f32). The feature cache keeps each precision's vectors apart.
+    #[arg(long, env = "CLAMP3_PRECISION", value_enum, default_value_t)]
+    pub precision: PrecisionArg,
+}
+
+/// The number format weights are stored in.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum PrecisionArg {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// bfloat16 dense weights, f32 arithmetic (CLaMP 3 only).
+    Bf16,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(arg: PrecisionArg) -> Self {
+        match arg {
+            PrecisionArg::F32 => Precision::F32,
+            PrecisionArg::Bf16 => Precision::Bf16,
+        }
+    }
 }
 
 impl ModelArgs {
@@ -106,6 +130,7 @@ impl ModelArgs {
             mert: self.mert.clone(),
             blip: self.blip.clone(),
             device: self.device.into(),
+            precision: self.precision.into(),
             ..ModelSpec::default()
         })
     }

@@ -24,7 +24,9 @@ pub fn engine(model: &ModelArgs, cache: &CacheArgs) -> anyhow::Result<Engine> {
     } else {
         Some(Cache::new(cache_dir()?))
     };
-    Ok(Engine::new(&model.spec()?, cache)?)
+    let mut spec = model.spec()?;
+    spec.weight_cache = cache.as_ref().map(|c| c.dir().join("weights"));
+    Ok(Engine::new(&spec, cache)?)
 }
 
 /// The engine's progress as a bar on stderr; notices are printed above it once each.

@@ -68,8 +68,13 @@ fn main() {
 
     let start = Instant::now();
     let varmap = VarMap::new();
-    let model = Clamp3Model::load(
+    Clamp3Model::load(
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        &Config::default(),
+    )
+    .expect("random full-size model");
+    let model = Clamp3Model::load(
+        clamp3_models::weights::frozen(&varmap, &Device::Cpu).expect("the variables"),
         &Config::default(),
     )
     .expect("random full-size model");

@@ -155,7 +155,8 @@ impl Cache {
         Ok(usage)
     }
 
-    /// Deletes every entry (all format versions); returns what was there.
+    /// Deletes every entry (all format versions) and the checkpoints' safetensors copies;
+    /// returns the entries that were there.
     pub fn clear(&self) -> Result<Usage> {
         let usage = self.usage()?;
         let Ok(read) = std::fs::read_dir(&self.dir) else {
@@ -165,12 +166,14 @@ impl Cache {
             let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
             let name = entry.file_name();
             let path = entry.path();
-            // Only our own folders (`v1`, `v2`, …): a cache pointed at a shared folder by mistake
-            // loses nothing else.
-            let ours = name
-                .to_string_lossy()
-                .strip_prefix('v')
-                .is_some_and(|n| n.parse::<u32>().is_ok());
+            // Only our own folders (`v1`, `v2`, …, and `weights`, the copies of checkpoints
+            // that `weight_cache` makes): a cache pointed at a shared folder by mistake loses
+            // nothing else.
+            let name = name.to_string_lossy();
+            let ours = name == "weights"
+                || name
+                    .strip_prefix('v')
+                    .is_some_and(|n| n.parse::<u32>().is_ok());
             if ours && path.is_dir() {
                 std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
             }

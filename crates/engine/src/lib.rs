@@ -31,6 +31,7 @@ pub mod families;
 mod family;
 mod progress;
 pub mod spec;
+pub mod weight_cache;
 
 pub use cache::Cache;
 pub use engine::{kind_description, Embedded, Engine, Item, NpyReading, Options, Source};

@@ -7,8 +7,8 @@
 
 use candle_core::{Device, Tensor};
 use clamp3_engine::{
-    Cache, Embedded, Engine, Error, Family, Item, ModelSpec, NpyReading, Options, Progress, Silent,
-    Source,
+    Cache, Embedded, Engine, Error, Family, Item, ModelSpec, NpyReading, Options, Precision,
+    Progress, Silent, Source,
 };
 use clamp3_features::{BatchLimits, Encoder, FileKind, ModelInput, Pooling, Segmenting};
 use clamp3_models::Modality;
@@ -124,6 +124,100 @@ fn all_goldens_in_one_batched_call_match_the_reference() {
             }
         }
     }
+}
+
+#[test]
+fn a_checkpoint_is_mapped_from_its_safetensors_copy_after_the_first_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("weights");
+    let pth = golden().join("clamp3.pth");
+    let copy = clamp3_engine::weight_cache::loadable(&pth, Some(&cache)).unwrap();
+    assert!(copy.starts_with(&cache) && copy.extension().unwrap() == "safetensors");
+    let written = std::fs::metadata(&copy).unwrap().modified().unwrap();
+    assert_eq!(
+        clamp3_engine::weight_cache::loadable(&pth, Some(&cache)).unwrap(),
+        copy
+    );
+    assert_eq!(
+        std::fs::metadata(&copy).unwrap().modified().unwrap(),
+        written
+    );
+    // Without a cache folder, and for a file that is safetensors already, nothing is copied.
+    assert_eq!(
+        clamp3_engine::weight_cache::loadable(&pth, None).unwrap(),
+        pth
+    );
+    assert_eq!(
+        clamp3_engine::weight_cache::loadable(&copy, Some(&cache)).unwrap(),
+        copy
+    );
+    let text = Item::File(golden().join("cases/text/t01_short_en.txt"));
+    let from_pth = Engine::new(&spec(), None).unwrap().embed(
+        std::slice::from_ref(&text),
+        &Options::default(),
+        &Silent,
+    );
+    let cached_spec = ModelSpec {
+        weight_cache: Some(cache),
+        ..spec()
+    };
+    let from_copy =
+        Engine::new(&cached_spec, None)
+            .unwrap()
+            .embed(&[text], &Options::default(), &Silent);
+    assert_eq!(
+        from_pth[0].as_ref().unwrap().embedding.data,
+        from_copy[0].as_ref().unwrap().embedding.data
+    );
+}
+
+#[test]
+fn bf16_weights_stay_close_to_f32_and_are_cached_apart() {
+    let cases = cases();
+    let items: Vec<Item> = cases.iter().map(|c| Item::File(c.0.clone())).collect();
+    let options = Options {
+        npy: NpyReading::Features,
+        ..Options::default()
+    };
+    let f32_engine = Engine::new(&spec(), None).unwrap();
+    let bf16_spec = ModelSpec {
+        precision: Precision::Bf16,
+        ..spec()
+    };
+    let bf16_engine = Engine::new(&bf16_spec, None).unwrap();
+    let f32_vectors = f32_engine.embed(&items, &options, &Silent);
+    let bf16_vectors = bf16_engine.embed(&items, &options, &Silent);
+    let mut worst = 1.0f64;
+    for ((case, a), b) in cases.iter().zip(f32_vectors).zip(bf16_vectors) {
+        let (a, b) = (a.unwrap().embedding.data, b.unwrap().embedding.data);
+        let dot: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum();
+        let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        let cosine = dot / (norm(&a) * norm(&b));
+        assert!(cosine >= 0.999, "{:?}: cosine {cosine}", case.0);
+        assert!(a != b, "{:?}: bf16 changed nothing", case.0);
+        worst = worst.min(cosine);
+    }
+    eprintln!("tiny golden CLaMP 3, bf16 against f32: worst cosine {worst:.6}");
+    for modality in [Modality::Text, Modality::Symbolic, Modality::Audio] {
+        assert_ne!(
+            f32_engine.identity(modality).unwrap(),
+            bf16_engine.identity(modality).unwrap()
+        );
+    }
+    let clamp2 = ModelSpec {
+        model: clamp3_engine::ModelId::Clamp2,
+        precision: Precision::Bf16,
+        ..ModelSpec::default()
+    };
+    let refused = Engine::new(&clamp2, None).err().unwrap().to_string();
+    assert!(
+        refused.contains("bf16") && refused.contains("CLaMP 3"),
+        "{refused}"
+    );
 }
 
 #[test]

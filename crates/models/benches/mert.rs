@@ -56,7 +56,11 @@ fn random_mert(device: &Device) -> candle_core::Result<Mert> {
         };
         var.set(&value)?;
     }
-    Ok(mert)
+    drop(mert);
+    // As loaded from a checkpoint: plain tensors, not variables (which take the training path).
+    let vb = clamp3_models::weights::frozen(&varmap, device)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    Mert::load(vb, &Config::default())
 }
 
 fn write_wav(path: &std::path::Path, seconds: usize) -> std::io::Result<()> {

@@ -7,8 +7,9 @@
 //! copies them), only its embeddings differ (see `xlm_roberta.rs`).
 
 use crate::config::{BertConfig, HiddenAct, TextConfig};
-use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder};
+use crate::linear::{linear, Linear};
+use candle_core::{DType, Device, Module, Result, Storage, Tensor};
+use candle_nn::{layer_norm, LayerNorm, VarBuilder};
 
 /// The sizes a transformer stack needs, whichever config they come from.
 #[derive(Debug, Clone, Copy)]
@@ -50,10 +51,25 @@ impl From<&TextConfig> for EncoderDims {
 /// Applies a feed-forward activation (shared with MERT).
 pub(crate) fn activate(act: HiddenAct, x: &Tensor) -> Result<Tensor> {
     match act {
-        HiddenAct::Gelu => x.gelu_erf(),
+        HiddenAct::Gelu => gelu_erf(x),
         HiddenAct::GeluNew => x.gelu(),
         HiddenAct::Relu => x.relu(),
     }
+}
+
+/// The exact GELU: clamp3's vectorised kernel for f32 on the CPU outside training, candle's
+/// otherwise.
+fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if !matches!(x.device(), Device::Cpu) || x.dtype() != DType::F32 || x.track_op() {
+        return x.gelu_erf();
+    }
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return x.gelu_erf();
+    };
+    let values = &cpu.as_slice::<f32>()?[layout.start_offset()..][..x.elem_count()];
+    Tensor::from_vec(crate::cpu::gelu_erf(values), x.shape(), &Device::Cpu)
 }
 
 /// Turns a `[batch, seq]` mask of ones (real) and zeros (padding) into the additive
@@ -83,6 +99,13 @@ impl SelfAttention {
             num_heads: dims.num_attention_heads,
             head_dim: h / dims.num_attention_heads,
         })
+    }
+
+    fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        for layer in [&mut self.query, &mut self.key, &mut self.value] {
+            *layer = layer.with_weight_dtype(dtype)?;
+        }
+        Ok(())
     }
 
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
@@ -143,6 +166,11 @@ impl DenseResidualNorm {
         })
     }
 
+    fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        self.dense = self.dense.with_weight_dtype(dtype)?;
+        Ok(())
+    }
+
     fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         self.layer_norm
             .forward(&(self.dense.forward(x)? + residual)?)
@@ -176,6 +204,13 @@ impl Layer {
         })
     }
 
+    fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        self.attention.store_weights_as(dtype)?;
+        self.attention_output.store_weights_as(dtype)?;
+        self.intermediate = self.intermediate.with_weight_dtype(dtype)?;
+        self.output.store_weights_as(dtype)
+    }
+
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let attended = self
             .attention_output
@@ -196,6 +231,13 @@ impl Encoder {
             .map(|i| Layer::load(vb.pp(format!("layer.{i}")), dims))
             .collect::<Result<_>>()?;
         Ok(Self { layers })
+    }
+
+    /// Stores every dense layer's weight as `dtype` (see [`Linear::with_weight_dtype`]).
+    pub(crate) fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        self.layers
+            .iter_mut()
+            .try_for_each(|layer| layer.store_weights_as(dtype))
     }
 
     /// `x`: `[batch, seq, hidden]`; `mask`: optional additive `[batch, 1, 1, seq]` bias.
@@ -238,6 +280,11 @@ impl BertModel {
             layer_norm: layer_norm(h, cfg.layer_norm_eps, emb.pp("LayerNorm"))?,
             encoder: Encoder::load(vb.pp("encoder"), &dims)?,
         })
+    }
+
+    /// Stores the transformer's dense weights as `dtype` (see [`Linear::with_weight_dtype`]).
+    pub fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        self.encoder.store_weights_as(dtype)
     }
 
     /// `inputs_embeds`: `[batch, seq, hidden]`; `mask`: optional `[batch, seq]` of 1 (real) / 0

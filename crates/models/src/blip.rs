@@ -24,8 +24,9 @@
 
 use crate::bert::{activate, multi_head_attention};
 use crate::config::HiddenAct;
+use crate::linear::{linear, Linear};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

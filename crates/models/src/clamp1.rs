@@ -8,11 +8,12 @@
 //! `inputs_embeds`. Both projections are `H → H`: there is no separate joint size.
 
 use crate::config::{check_heads, check_positions, read_config, BertConfig, HiddenAct, TextConfig};
+use crate::linear::{linear, Linear};
 use crate::m3::PatchEmbedding;
 use crate::xlm_roberta::XlmRobertaModel;
 use crate::{bert::BertModel, EncoderInput};
 use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::Deserialize;
 use std::path::Path;
 

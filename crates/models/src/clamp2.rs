@@ -8,11 +8,12 @@
 //! decoder that features do not use).
 
 use crate::config::{check_heads, check_positions, read_config, BertConfig, TextConfig};
+use crate::linear::{linear, Linear};
 use crate::m3::M3PatchEncoder;
 use crate::xlm_roberta::XlmRobertaModel;
 use crate::EncoderInput;
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

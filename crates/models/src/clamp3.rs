@@ -7,10 +7,11 @@
 
 use crate::bert::BertModel;
 use crate::config::Config;
+use crate::linear::{linear, Linear};
 use crate::m3::M3PatchEncoder;
 use crate::xlm_roberta::XlmRobertaModel;
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use std::path::Path;
 
 /// The three kinds of input CLaMP 3 encodes.
@@ -96,6 +97,23 @@ impl Clamp3Model {
             config: cfg.clone(),
             device: vb.device().clone(),
         })
+    }
+
+    /// Stores the dense weights of the three encoders and projections as `dtype`, for reduced
+    /// precision (bf16 halves what a pass reads; activations and sums stay f32). Embeddings,
+    /// LayerNorms and biases stay as loaded.
+    pub fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        self.text_model.store_weights_as(dtype)?;
+        self.symbolic_model.store_weights_as(dtype)?;
+        self.audio_model.store_weights_as(dtype)?;
+        for proj in [
+            &mut self.text_proj,
+            &mut self.symbolic_proj,
+            &mut self.audio_proj,
+        ] {
+            *proj = proj.with_weight_dtype(dtype)?;
+        }
+        Ok(())
     }
 
     /// Loads a weight file (official `.pth` or `.safetensors`) onto `device`.

@@ -91,6 +91,12 @@ impl M3PatchEncoder {
         })
     }
 
+    /// Stores the transformer's dense weights as `dtype` (see
+    /// [`crate::linear::Linear::with_weight_dtype`]).
+    pub fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        self.base.store_weights_as(dtype)
+    }
+
     /// `patches`: `[batch, seq, patch_size]` u32; `mask`: optional `[batch, seq]`.
     /// Returns the last hidden state `[batch, seq, H]`.
     pub fn forward(&self, patches: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {

@@ -26,10 +26,10 @@
 
 use crate::bert::{activate, multi_head_attention};
 use crate::config::HiddenAct;
-use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{
-    conv1d, conv1d_no_bias, layer_norm, linear, Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder,
-};
+use crate::linear::{linear, Linear};
+use candle_core::{DType, Device, Module, Result, Storage, Tensor};
+use candle_nn::{layer_norm, LayerNorm, VarBuilder};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -198,10 +198,12 @@ impl Config {
     }
 }
 
-/// `nn.GroupNorm(C, C)`: each channel normalised over time, then scaled and shifted.
+/// `nn.GroupNorm(C, C)`: each channel normalised over time, then scaled and shifted, on a
+/// time-major `[B, T, C]` activation.
 ///
-/// Written out rather than `candle_nn::GroupNorm` to keep fewer full-size temporaries alive: on a
-/// 5 s window this activation is 512 x 23999 floats (49 MB), the largest in the model.
+/// On a 5 s window this activation is 23999 x 512 floats (49 MB), the largest in the model; on
+/// the CPU the statistics and the normalisation are one parallel pass each
+/// ([`crate::cpu::channel_norm`]) rather than six single-threaded candle ops.
 struct ChannelNorm {
     weight: Tensor,
     bias: Tensor,
@@ -211,31 +213,56 @@ struct ChannelNorm {
 impl ChannelNorm {
     fn load(vb: VarBuilder, channels: usize, eps: f64) -> Result<Self> {
         Ok(Self {
-            weight: vb.get(channels, "weight")?.reshape((1, channels, 1))?,
-            bias: vb.get(channels, "bias")?.reshape((1, channels, 1))?,
+            weight: vb.get(channels, "weight")?,
+            bias: vb.get(channels, "bias")?,
             eps,
         })
     }
 
-    /// `x`: `[B, C, T]`.
+    /// `x`: `[B, T, C]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(2)?;
+        let (b, t, c) = x.dims3()?;
+        if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && !x.track_op() {
+            let x = x.contiguous()?;
+            let weight = self.weight.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            let bias = self.bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            let (storage, layout) = x.storage_and_layout();
+            if let Storage::Cpu(cpu) = &*storage {
+                let values = &cpu.as_slice::<f32>()?[layout.start_offset()..][..b * t * c];
+                let normed = values
+                    .chunks_exact(t * c)
+                    .flat_map(|window| {
+                        crate::cpu::channel_norm(window, c, &weight, &bias, self.eps as f32)
+                    })
+                    .collect::<Vec<f32>>();
+                return Tensor::from_vec(normed, (b, t, c), &Device::Cpu);
+            }
+        }
+        let mean = x.mean_keepdim(1)?;
         let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(2)?;
+        let var = centred.sqr()?.mean_keepdim(1)?;
         let scale = (var + self.eps)?
             .sqrt()?
             .recip()?
-            .broadcast_mul(&self.weight)?;
+            .broadcast_mul(&self.weight.reshape((1, 1, c))?)?;
         let scaled = centred.broadcast_mul(&scale)?;
         drop(centred);
-        scaled.broadcast_add(&self.bias)
+        scaled.broadcast_add(&self.bias.reshape((1, 1, c))?)
     }
 }
 
 /// One feature-encoder conv (`HubertGroupNormConvLayer` for the first,
-/// `HubertNoLayerNormConvLayer` for the rest; modeling_hubert.py L60-L130).
+/// `HubertNoLayerNormConvLayer` for the rest; modeling_hubert.py L60-L130), computed time-major.
+///
+/// PyTorch's `[B, C, T]` layout makes every conv an im2col plus a transpose of its output
+/// (candle copies both on one thread). With `[B, T, C]`, the `K` input frames a strided output
+/// frame reads are `K · C` consecutive floats, so the conv is one gather of those runs and one
+/// matmul against the weight reordered once, at load, to `[C_out, K · C_in]`.
 struct ConvLayer {
-    conv: Conv1d,
+    /// `[C_out, K · C_in]`, taps outermost.
+    taps: Linear,
+    kernel: usize,
+    stride: usize,
     layer_norm: Option<ChannelNorm>,
     act: HiddenAct,
 }
@@ -244,31 +271,40 @@ impl ConvLayer {
     fn load(vb: VarBuilder, cfg: &Config, i: usize) -> Result<Self> {
         let c_in = if i == 0 { 1 } else { cfg.conv_dim[i - 1] };
         let c_out = cfg.conv_dim[i];
-        let conv_cfg = Conv1dConfig {
-            stride: cfg.conv_stride[i],
-            ..Default::default()
-        };
         let k = cfg.conv_kernel[i];
-        let conv = if cfg.conv_bias {
-            conv1d(c_in, c_out, k, conv_cfg, vb.pp("conv"))?
-        } else {
-            conv1d_no_bias(c_in, c_out, k, conv_cfg, vb.pp("conv"))?
-        };
+        let conv = vb.pp("conv");
+        let weight = conv
+            .get((c_out, c_in, k), "weight")?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((c_out, k * c_in))?;
+        let bias = cfg.conv_bias.then(|| conv.get(c_out, "bias")).transpose()?;
         // nn.GroupNorm(num_groups=C, num_channels=C, affine=True): its default eps, not the config's.
         let layer_norm = (i == 0)
             .then(|| ChannelNorm::load(vb.pp("layer_norm"), c_out, 1e-5))
             .transpose()?;
         Ok(Self {
-            conv,
+            taps: Linear::new(weight, bias),
+            kernel: k,
+            stride: cfg.conv_stride[i],
             layer_norm,
             act: cfg.feat_extract_activation,
         })
     }
 
+    /// `x`: `[B, T, C_in]` → `[B, T_out, C_out]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // The first layer's output is the largest activation (C x samples/5); free each
+        let (b, t, c) = x.dims3()?;
+        let (k, s) = (self.kernel, self.stride);
+        if t < k {
+            candle_core::bail!("a conv of kernel {k} over {t} frames");
+        }
+        let frames = (t - k) / s + 1;
+        let columns = im2col(x, frames, k, s)?.reshape((b, frames, k * c))?;
+        // The first layer's output is the largest activation (samples/5 x C); free each
         // intermediate as soon as the next exists rather than at the end of the scope.
-        let conv = self.conv.forward(x)?;
+        let conv = self.taps.forward(&columns)?;
+        drop(columns);
         let normed = match &self.layer_norm {
             Some(norm) => {
                 let normed = norm.forward(&conv)?;
@@ -281,7 +317,33 @@ impl ConvLayer {
     }
 }
 
-/// `HubertFeatureEncoder` (modeling_hubert.py L290): `[B, samples]` → `[B, C, frames]`.
+/// `[B, T, C]` → `[B, frames, K, C]`: for each output frame `f`, input frames `f·s … f·s+K-1`.
+fn im2col(x: &Tensor, frames: usize, k: usize, s: usize) -> Result<Tensor> {
+    let (b, t, c) = x.dims3()?;
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && !x.track_op() {
+        let x = x.contiguous()?;
+        let (storage, layout) = x.storage_and_layout();
+        if let Storage::Cpu(cpu) = &*storage {
+            let values = &cpu.as_slice::<f32>()?[layout.start_offset()..][..b * t * c];
+            let columns = crate::cpu::gather_frames(values, b, t, c, frames, k, s);
+            return Tensor::from_vec(columns, (b, frames, k, c), &Device::Cpu);
+        }
+    }
+    // Any device: tap j is every s-th frame from j; padding makes each a whole number of strides.
+    let padded = x.pad_with_zeros(1, 0, (frames * s + k).saturating_sub(t))?;
+    let taps = (0..k)
+        .map(|j| {
+            padded
+                .narrow(1, j, frames * s)?
+                .reshape((b, frames, s, c))?
+                .narrow(2, 0, 1)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&taps, 2)
+}
+
+/// `HubertFeatureEncoder` (modeling_hubert.py L290): `[B, samples]` → `[B, frames, C]`
+/// (time-major, where PyTorch returns `[B, C, frames]`).
 struct FeatureExtractor {
     conv_layers: Vec<ConvLayer>,
 }
@@ -295,7 +357,7 @@ impl FeatureExtractor {
     }
 
     fn forward(&self, input_values: &Tensor) -> Result<Tensor> {
-        let mut x = input_values.unsqueeze(1)?;
+        let mut x = input_values.unsqueeze(2)?;
         for layer in &self.conv_layers {
             x = layer.forward(&x)?;
         }
@@ -623,10 +685,7 @@ impl Mert {
                 self.config.min_samples()
             );
         }
-        let features = self
-            .feature_extractor
-            .forward(input_values)?
-            .transpose(1, 2)?;
+        let features = self.feature_extractor.forward(input_values)?;
         let hidden = self.feature_projection.forward(&features)?;
         let mut means = Vec::with_capacity(self.config.num_hidden_layers + 1);
         self.encoder.forward(&hidden, |state| {
@@ -650,15 +709,20 @@ impl Mert {
     }
 
     /// Runs every window and stacks their vectors into `[1, windows, H]` `f32` on the CPU: the
-    /// array `extract_mert.py --mean_features` saves for a file. Windows run one at a time.
+    /// array `extract_mert.py --mean_features` saves for a file. On the CPU windows run side by
+    /// side, so that the ops candle runs on one thread (LayerNorm, softmax, the element-wise ones)
+    /// still keep every core busy; on a GPU they run one after another.
     pub fn file_features<'a>(
         &self,
         windows: impl IntoIterator<Item = &'a [f32]>,
     ) -> Result<Tensor> {
-        let rows = windows
-            .into_iter()
-            .map(|w| self.window_vector(w)?.to_device(&Device::Cpu))
-            .collect::<Result<Vec<_>>>()?;
+        let windows: Vec<&[f32]> = windows.into_iter().collect();
+        let vector = |w: &&[f32]| self.window_vector(w)?.to_device(&Device::Cpu);
+        let rows = if matches!(self.device, Device::Cpu) {
+            windows.par_iter().map(vector).collect::<Result<Vec<_>>>()?
+        } else {
+            windows.iter().map(vector).collect::<Result<Vec<_>>>()?
+        };
         if rows.is_empty() {
             candle_core::bail!("no audio window to run MERT on");
         }

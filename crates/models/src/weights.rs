@@ -119,6 +119,21 @@ fn mmap_safetensors(path: &Path, device: &Device) -> Result<VarBuilder<'static>>
     }
 }
 
+/// A float32 [`VarBuilder`] over the current values of `varmap`'s variables as plain tensors, the
+/// way a loaded checkpoint holds them. Benchmarks build full-size random models with a `VarMap`;
+/// a variable records the ops applied to it (for training), which keeps every product on
+/// candle's general path instead of the inference kernels.
+pub fn frozen(varmap: &candle_nn::VarMap, device: &Device) -> Result<VarBuilder<'static>> {
+    let tensors = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Input("the variables' lock is poisoned".to_string()))?
+        .iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+        .collect();
+    Ok(VarBuilder::from_tensors(tensors, DType::F32, device))
+}
+
 /// Reads every tensor of a weight file, by name.
 pub fn read_all(path: &Path) -> Result<HashMap<String, Tensor>> {
     let err = weights_error(path);

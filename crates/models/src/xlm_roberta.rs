@@ -64,6 +64,12 @@ impl XlmRobertaModel {
         Ok(positions)
     }
 
+    /// Stores the transformer's dense weights as `dtype` (see
+    /// [`crate::linear::Linear::with_weight_dtype`]).
+    pub fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        self.encoder.store_weights_as(dtype)
+    }
+
     /// `ids`: `[batch, seq]` u32; `mask`: optional `[batch, seq]` of 1 (attend) / 0 (padding).
     /// Returns the last hidden state `[batch, seq, hidden]`.
     pub fn forward(&self, ids: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {

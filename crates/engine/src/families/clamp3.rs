@@ -6,9 +6,10 @@ use crate::progress::Progress;
 use crate::spec::{
     content_identity, file_identity, folder_identity, hub_identity, source_identity, ModelId,
 };
-use crate::spec::{ModelSpec, PIPELINE_VERSION};
+use crate::spec::{ModelSpec, Precision, PIPELINE_VERSION};
+use crate::weight_cache;
 use crate::{Error, Result};
-use candle_core::Device;
+use candle_core::{DType, Device};
 use clamp3_features::hub::{self, Variant};
 use clamp3_features::{input, text, Caption, Captioner, Encoder, FileKind, ModelInput};
 use clamp3_models::mert::Mert;
@@ -56,9 +57,14 @@ impl Clamp3 {
     }
 
     /// The family over a model already in memory (built elsewhere, e.g. with random weights
-    /// for a benchmark); the spec still names its tokenizer and MERT.
-    pub fn with_model(spec: &ModelSpec, model: Clamp3Model) -> Result<Self> {
+    /// for a benchmark); the spec still names its tokenizer and MERT, and its precision applies.
+    pub fn with_model(spec: &ModelSpec, mut model: Clamp3Model) -> Result<Self> {
         let family = Self::new(spec)?;
+        if spec.precision == Precision::Bf16 {
+            model
+                .store_weights_as(DType::BF16)
+                .map_err(clamp3_models::Error::from)?;
+        }
         if family.model.set(Ok(model)).is_err() {
             return Err(Error::Spec("the model was loaded already".into()));
         }
@@ -86,11 +92,14 @@ impl Clamp3 {
                 Some(path) => path.clone(),
                 None => hub::clamp3_weights(self.variant(), false)?,
             };
-            Ok(Clamp3Model::from_file(
-                &weights,
-                &self.config,
-                &self.device,
-            )?)
+            let weights = weight_cache::loadable(&weights, self.spec.weight_cache.as_deref())?;
+            let mut model = Clamp3Model::from_file(&weights, &self.config, &self.device)?;
+            if self.spec.precision == Precision::Bf16 {
+                model
+                    .store_weights_as(DType::BF16)
+                    .map_err(clamp3_models::Error::from)?;
+            }
+            Ok(model)
         })
     }
 
