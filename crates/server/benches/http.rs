@@ -80,8 +80,14 @@ fn engine(dir: &Path) -> (Engine, &'static str) {
     let tokenizer = dir.join("tokenizer.json");
     std::fs::write(&tokenizer, json).unwrap();
     let varmap = VarMap::new();
-    let model = Clamp3Model::load(
+    Clamp3Model::load(
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        &Config::default(),
+    )
+    .unwrap();
+    // Plain tensors, as a loaded checkpoint holds them (variables take the training path).
+    let model = Clamp3Model::load(
+        clamp3_models::weights::frozen(&varmap, &Device::Cpu).unwrap(),
         &Config::default(),
     )
     .unwrap();
