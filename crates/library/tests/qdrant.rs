@@ -104,10 +104,16 @@ fn assert_same_vectors(a: &[f32], b: &[f32]) {
     }
 }
 
+/// A record without when it was added (two libraries of the same files differ in that).
+fn timeless(mut record: clamp3_library::ItemRecord) -> clamp3_library::ItemRecord {
+    record.added = 0;
+    record
+}
+
 fn assert_same_hits(a: &[clamp3_library::Hit], b: &[clamp3_library::Hit]) {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
-        assert_eq!(x.item, y.item);
+        assert_eq!(timeless(x.item.clone()), timeless(y.item.clone()));
         assert!((x.score - y.score).abs() < 1e-4, "{} vs {}", x.score, y.score);
     }
 }
@@ -160,10 +166,14 @@ fn a_server_library_answers_as_a_folder_library() {
         &local.similar(&engine, some, 5, &Filter::default()).unwrap(),
         &similar,
     );
-    assert_eq!(
-        local.items(5, 10, &Filter::default()).unwrap(),
-        remote.items(5, 10, &Filter::default()).unwrap()
-    );
+    let page = |l: &Library| -> Vec<_> {
+        l.items(5, 10, &Filter::default())
+            .unwrap()
+            .into_iter()
+            .map(timeless)
+            .collect()
+    };
+    assert_eq!(page(&local), page(&remote));
     assert!(remote.verify(true).unwrap().is_clean());
 
     // A second add reads nothing again; one opened anew sees the same library.
