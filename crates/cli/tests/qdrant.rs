@@ -81,7 +81,10 @@ fn listing(library: &str, work: &Path) -> BTreeMap<String, serde_json::Value> {
     for line in out.lines() {
         let record: serde_json::Value = serde_json::from_str(line).unwrap();
         let id = record["id"].as_str().unwrap().to_string();
-        assert!(items.insert(id.clone(), record).is_none(), "{id} listed twice");
+        assert!(
+            items.insert(id.clone(), record).is_none(),
+            "{id} listed twice"
+        );
     }
     items
 }
@@ -182,7 +185,12 @@ fn library_commands_and_migrate_on_a_server() {
         .map(|l| l.unwrap())
         .find_map(|l| {
             let at = l.find("http://127.0.0.1:")?;
-            l[at + 17..].trim_end_matches('/').split('/').next()?.parse().ok()
+            l[at + 17..]
+                .trim_end_matches('/')
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
         })
         .expect("serve says where it listens");
     let library = qdrant::http_json(port, "/v1/library").unwrap();
@@ -217,7 +225,10 @@ fn library_commands_and_migrate_on_a_server() {
             .output()
             .unwrap(),
     );
-    assert_eq!((report["copied"].clone(), report["skipped"].clone()), (0.into(), 16.into()));
+    assert_eq!(
+        (report["copied"].clone(), report["skipped"].clone()),
+        (0.into(), 16.into())
+    );
 
     // A server that is not there: an error naming it, after the retries allowed.
     let gone = "qdrant://127.0.0.1:9/none";
@@ -255,9 +266,8 @@ fn spawn_worker(url: &str, work: &Path, music: &Path, shard: &str) -> Child {
 fn wait_worker(mut child: Child, work: &Path, shard: &str, deadline: Instant) {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            let log =
-                std::fs::read_to_string(work.join(format!("worker{}.log", &shard[..1])))
-                    .unwrap_or_default();
+            let log = std::fs::read_to_string(work.join(format!("worker{}.log", &shard[..1])))
+                .unwrap_or_default();
             assert!(status.success(), "worker {shard} failed ({status}):\n{log}");
             return;
         }
@@ -314,7 +324,10 @@ fn a_three_node_cluster_filled_by_two_workers_survives_a_node_killed_mid_ingest(
     cluster.restart(1);
     wait_worker(w0, work.path(), "0/2", deadline);
     wait_worker(w1, work.path(), "1/2", deadline);
-    assert!(at_kill < n, "the node died mid-ingest ({at_kill} of {n} stored)");
+    assert!(
+        at_kill < n,
+        "the node died mid-ingest ({at_kill} of {n} stored)"
+    );
     assert!(
         while_down >= at_kill,
         "a node down loses nothing stored ({while_down} < {at_kill})"
@@ -346,8 +359,14 @@ fn a_three_node_cluster_filled_by_two_workers_survives_a_node_killed_mid_ingest(
     assert_eq!(info["cluster"]["replication_factor"], 2);
     let replicas = info["cluster"]["replicas"].as_array().unwrap();
     assert_eq!(replicas.len(), 6, "{replicas:?}");
-    assert!(replicas.iter().all(|r| r["state"] == "Active"), "{replicas:?}");
-    let peers: BTreeSet<u64> = replicas.iter().map(|r| r["peer"].as_u64().unwrap()).collect();
+    assert!(
+        replicas.iter().all(|r| r["state"] == "Active"),
+        "{replicas:?}"
+    );
+    let peers: BTreeSet<u64> = replicas
+        .iter()
+        .map(|r| r["peer"].as_u64().unwrap())
+        .collect();
     assert_eq!(peers.len(), 3);
     let shards = info["shards"].as_object().unwrap();
     assert_eq!(shards.len(), 2);

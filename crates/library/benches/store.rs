@@ -167,7 +167,10 @@ fn store_part(backend: &str) {
     let payload: usize = (0..1000)
         .map(|i| serde_json::to_string(&record(i)).unwrap().len())
         .sum();
-    println!("payload: {:.0} bytes of JSON per item", payload as f64 / 1000.0);
+    println!(
+        "payload: {:.0} bytes of JSON per item",
+        payload as f64 / 1000.0
+    );
     let mut gen = Vectors::new(0x2545_F491_4F6C_DD1D, dim);
     let batch = 1000u64;
     // The vectors are made first: the clock times the store alone.
@@ -246,7 +249,10 @@ fn store_part(backend: &str) {
     // and the count has stopped moving (every replica done) for 6 s.
     let mut steady = 0;
     while library.is_remote() && steady < 3 {
-        assert!(t.elapsed().as_secs() < 3600, "HNSW not built after an hour: {info:?}");
+        assert!(
+            t.elapsed().as_secs() < 3600,
+            "HNSW not built after an hour: {info:?}"
+        );
         std::thread::sleep(std::time::Duration::from_secs(2));
         let now = library.info().unwrap();
         let moved = now.indexed_vectors != info.indexed_vectors;
@@ -259,7 +265,8 @@ fn store_part(backend: &str) {
     }
     let t = if library.is_remote() {
         // Less the 6 s of watching it stand still.
-        t.checked_add(std::time::Duration::from_secs(6)).unwrap_or(t)
+        t.checked_add(std::time::Duration::from_secs(6))
+            .unwrap_or(t)
     } else {
         t
     };
@@ -373,7 +380,9 @@ fn main() {
     let part = arg("--part").unwrap_or_else(|| "both".into());
     if part != "add" {
         match arg("--backend").as_deref().unwrap_or("edge") {
-            "all" => ["edge", "server", "cluster"].into_iter().for_each(store_part),
+            "all" => ["edge", "server", "cluster"]
+                .into_iter()
+                .for_each(store_part),
             one => store_part(one),
         }
     }

@@ -52,7 +52,11 @@ impl FromStr for Shard {
 
     /// `I/N`: share `I` (from 0) of `N`.
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::Invalid(format!("shard {s:?}: expected I/N with 0 <= I < N (e.g. 0/4)"));
+        let bad = || {
+            Error::Invalid(format!(
+                "shard {s:?}: expected I/N with 0 <= I < N (e.g. 0/4)"
+            ))
+        };
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let index: u32 = i.trim().parse().map_err(|_| bad())?;
         let count: u32 = n.trim().parse().map_err(|_| bad())?;

@@ -158,7 +158,9 @@ impl Library {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        if let Some(dir) = var("CLAMP3_LIBRARY").filter(|d| !Location::is_qdrant_url(&d.to_string_lossy())) {
+        if let Some(dir) =
+            var("CLAMP3_LIBRARY").filter(|d| !Location::is_qdrant_url(&d.to_string_lossy()))
+        {
             return dir;
         }
         let data = var("XDG_DATA_HOME")
@@ -287,7 +289,9 @@ impl Library {
         for (key, value) in remote.metadata()? {
             if let Some(model) = key.strip_prefix(MODEL_KEY) {
                 if let Some(identity) = value.as_str() {
-                    marker.models.insert(model.to_string(), identity.to_string());
+                    marker
+                        .models
+                        .insert(model.to_string(), identity.to_string());
                 }
             } else if let Some(shard) = key.strip_prefix(SHARD_KEY) {
                 if let Ok(total) = serde_json::from_value(value) {

@@ -139,9 +139,7 @@ impl FromStr for Location {
                 "{s:?}: {why} (expected qdrant://HOST:PORT/COLLECTION, the gRPC port, e.g. qdrant://localhost:6334/music)"
             ))
         };
-        let (host_port, collection) = rest
-            .split_once('/')
-            .ok_or_else(|| bad("no collection"))?;
+        let (host_port, collection) = rest.split_once('/').ok_or_else(|| bad("no collection"))?;
         let collection = collection.trim_end_matches('/');
         if collection.is_empty()
             || collection.len() > 255
@@ -149,7 +147,9 @@ impl FromStr for Location {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
-            return Err(bad("a collection name is letters, digits, '_', '-' and '.'"));
+            return Err(bad(
+                "a collection name is letters, digits, '_', '-' and '.'",
+            ));
         }
         if host_port.is_empty() || host_port.contains(['@', '?', '#', ' ']) {
             return Err(bad("no host"));

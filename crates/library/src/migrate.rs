@@ -128,7 +128,9 @@ impl Library {
             for id in chunk {
                 report.sampled += 1;
                 let (Some(a), Some(b)) = (ours.get(id), theirs.get(id)) else {
-                    report.mismatched.push((*id, "missing from the target".into()));
+                    report
+                        .mismatched
+                        .push((*id, "missing from the target".into()));
                     continue;
                 };
                 if a.record != b.record {

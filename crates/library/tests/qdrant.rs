@@ -114,7 +114,12 @@ fn assert_same_hits(a: &[clamp3_library::Hit], b: &[clamp3_library::Hit]) {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
         assert_eq!(timeless(x.item.clone()), timeless(y.item.clone()));
-        assert!((x.score - y.score).abs() < 1e-4, "{} vs {}", x.score, y.score);
+        assert!(
+            (x.score - y.score).abs() < 1e-4,
+            "{} vs {}",
+            x.score,
+            y.score
+        );
     }
 }
 
@@ -160,7 +165,9 @@ fn a_server_library_answers_as_a_folder_library() {
         );
     }
     let some = *a.keys().nth(3).unwrap();
-    let similar = remote.similar(&engine, some, 5, &Filter::default()).unwrap();
+    let similar = remote
+        .similar(&engine, some, 5, &Filter::default())
+        .unwrap();
     assert!(similar.iter().all(|h| h.item.id != some));
     assert_same_hits(
         &local.similar(&engine, some, 5, &Filter::default()).unwrap(),
@@ -183,7 +190,10 @@ fn a_server_library_answers_as_a_folder_library() {
 
     // rm by path of a duplicate keeps the item; by id, it goes; a vanished file is forgotten.
     let dup = music.path().join("copy of text001.txt");
-    assert!(remote.remove(&[dup.display().to_string()]).unwrap().is_empty());
+    assert!(remote
+        .remove(&[dup.display().to_string()])
+        .unwrap()
+        .is_empty());
     let removed = remote.remove(&[some.to_string()]).unwrap();
     assert_eq!(removed, vec![some]);
     assert_eq!(remote.item(some).unwrap(), None);
@@ -215,7 +225,10 @@ fn a_server_library_answers_as_a_folder_library() {
         .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        assert!(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"), "{response}");
+        assert!(
+            response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+            "{response}"
+        );
         Library::open_qdrant(&server_location(&server, "plain")).unwrap_err()
     };
     assert!(err.to_string().contains("not a clamp3 library"), "{err}");
@@ -268,7 +281,9 @@ fn migrate_to_a_server_and_back_resumably() {
     // And back, into a new folder: the same library, searched the same.
     let back_dir = tempfile::tempdir().unwrap();
     let back = Library::open(back_dir.path()).unwrap();
-    let report = remote.migrate_to(&back, 1000, 1000, &mut |_, _| {}).unwrap();
+    let report = remote
+        .migrate_to(&back, 1000, 1000, &mut |_, _| {})
+        .unwrap();
     assert!(report.is_verified(), "{report:?}");
     assert_eq!(report.sampled, 24);
     let (a, b) = (contents(&local), contents(&back));
@@ -279,8 +294,12 @@ fn migrate_to_a_server_and_back_resumably() {
     }
     let query = engine.embed_text("a tune").unwrap();
     assert_same_hits(
-        &local.search(&engine, &query, 10, &Filter::default()).unwrap(),
-        &back.search(&engine, &query, 10, &Filter::default()).unwrap(),
+        &local
+            .search(&engine, &query, 10, &Filter::default())
+            .unwrap(),
+        &back
+            .search(&engine, &query, 10, &Filter::default())
+            .unwrap(),
     );
     let report = remote.migrate_to(&back, 1000, 5, &mut |_, _| {}).unwrap();
     assert_eq!((report.copied, report.skipped), (0, 24));

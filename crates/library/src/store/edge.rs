@@ -5,9 +5,9 @@
 use super::{StoredPoint, INDEXED_FIELDS};
 use crate::{Error, Filter, ItemId, ItemRecord, Result};
 use qdrant_edge::{
-    Condition, CountRequest, FieldCondition, Match, CreateIndex, CreateVectorName, EdgeConfig, EdgeOptimizersConfig,
-    EdgeShard, FieldIndexOperations, HasIdCondition, JsonPath, NamedQuery, Payload,
-    PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId, PointInsertOperations,
+    Condition, CountRequest, CreateIndex, CreateVectorName, EdgeConfig, EdgeOptimizersConfig,
+    EdgeShard, FieldCondition, FieldIndexOperations, HasIdCondition, JsonPath, Match, NamedQuery,
+    Payload, PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId, PointInsertOperations,
     PointOperations, PointStructPersisted, PointVectorsPersisted, QueryEnum, QueryRequest,
     ScoringQuery, ScrollRequest, SearchParams, SetPayloadOp, UpdateOperation, UpdateVectorsOp,
     VectorInternal, VectorNameConfig, VectorNameOperations, VectorOperations, VectorPersisted,
@@ -337,7 +337,8 @@ fn conditions(filter: &Filter) -> Vec<Condition> {
         .fields()
         .into_iter()
         .map(|(path, values)| {
-            let key = JsonPath::try_from(path.as_str()).expect("field names are checked when parsed");
+            let key =
+                JsonPath::try_from(path.as_str()).expect("field names are checked when parsed");
             let matching = match values.as_slice() {
                 [one] => Match::from(one.clone()),
                 many => Match::from(many.to_vec()),

@@ -10,8 +10,8 @@ mod remote;
 use crate::{Filter, ItemId, ItemRecord, Result};
 pub(crate) use edge::valid_key;
 use edge::EdgeStore;
-pub use remote::{ClusterInfo, ReplicaInfo};
 use remote::RemoteStore;
+pub use remote::{ClusterInfo, ReplicaInfo};
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -21,11 +21,11 @@ use qdrant_client::qdrant::{
     point_id::PointIdOptions, quantization_config, r#match::MatchValue, vectors_config,
     vectors_output::VectorsOptions, with_vectors_selector::SelectorOptions, Condition,
     CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, GetPointsBuilder, PointId, PointStruct,
-    PointVectors, PointsIdsList, QuantizationType, Query, QueryPointsBuilder,
-    ScalarQuantizationBuilder, ScrollPointsBuilder, SearchParamsBuilder, SetPayloadPointsBuilder,
-    UpdateCollectionBuilder, UpdatePointVectorsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
-    VectorsConfigBuilder, VectorsSelector, WriteOrdering, WriteOrderingType,
+    DeletePointsBuilder, Distance, FieldType, GetPointsBuilder, PointId, PointStruct, PointVectors,
+    PointsIdsList, QuantizationType, Query, QueryPointsBuilder, ScalarQuantizationBuilder,
+    ScrollPointsBuilder, SearchParamsBuilder, SetPayloadPointsBuilder, UpdateCollectionBuilder,
+    UpdatePointVectorsBuilder, UpsertPointsBuilder, VectorParamsBuilder, VectorsConfigBuilder,
+    VectorsSelector, WriteOrdering, WriteOrderingType,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde::Serialize;
@@ -598,9 +598,8 @@ impl RemoteStore {
             .with_payload(true)
             .with_vectors(selector(vectors))
             .build();
-            let response = self.call("reading points", || {
-                self.client.get_points(request.clone())
-            })?;
+            let response =
+                self.call("reading points", || self.client.get_points(request.clone()))?;
             out.extend(
                 response
                     .result

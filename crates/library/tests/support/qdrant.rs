@@ -50,7 +50,9 @@ fn free_port() -> u16 {
 /// status and the body, or `None` when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
@@ -174,9 +176,15 @@ impl Qdrant {
             .env("QDRANT__SERVICE__HTTP_PORT", node.http.to_string())
             .env("QDRANT__SERVICE__GRPC_PORT", node.grpc.to_string())
             .env("QDRANT__STORAGE__STORAGE_PATH", node.dir.join("storage"))
-            .env("QDRANT__STORAGE__SNAPSHOTS_PATH", node.dir.join("snapshots"))
+            .env(
+                "QDRANT__STORAGE__SNAPSHOTS_PATH",
+                node.dir.join("snapshots"),
+            )
             .env("QDRANT__STORAGE__PERFORMANCE__MAX_SEARCH_THREADS", "1")
-            .env("QDRANT__STORAGE__PERFORMANCE__MAX_OPTIMIZATION_THREADS", "1")
+            .env(
+                "QDRANT__STORAGE__PERFORMANCE__MAX_OPTIMIZATION_THREADS",
+                "1",
+            )
             .env("QDRANT__LOG_LEVEL", "INFO")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -238,7 +246,10 @@ impl Qdrant {
     pub fn wait_all_active(&self, i: usize, collection: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            let state = http_json(self.nodes[i].http, &format!("/collections/{collection}/cluster"));
+            let state = http_json(
+                self.nodes[i].http,
+                &format!("/collections/{collection}/cluster"),
+            );
             let settled = state.as_ref().is_some_and(|s| {
                 let r = &s["result"];
                 let states = r["local_shards"]
