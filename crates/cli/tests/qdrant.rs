@@ -332,6 +332,12 @@ fn a_three_node_cluster_filled_by_two_workers_survives_a_node_killed_mid_ingest(
         while_down >= at_kill,
         "a node down loses nothing stored ({while_down} < {at_kill})"
     );
+    // Worker 1's node was gone for 3 s: it waited for it, retrying.
+    let log1 = std::fs::read_to_string(work.path().join("worker1.log")).unwrap();
+    assert!(
+        log1.contains("retried after transient errors"),
+        "worker 1 never retried:\n{log1}"
+    );
     cluster.wait_all_active(0, "music", Duration::from_secs(180));
 
     // Every item exactly once (listing refuses a duplicate), each record as the folder's.
