@@ -83,7 +83,7 @@ impl Library {
                 .collect();
             let mut points: Points = Vec::new();
             for point in page {
-                if seen % every == 0 && sampled.len() < sample {
+                if seen.is_multiple_of(every) && sampled.len() < sample {
                     sampled.push(point.id);
                 }
                 seen += 1;

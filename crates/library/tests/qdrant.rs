@@ -42,7 +42,7 @@ fn music(n: usize) -> tempfile::TempDir {
     let cases = golden().join("cases/symbolic");
     let tune = std::fs::read_to_string(cases.join("s01_abc_short.abc")).unwrap();
     for i in 0..n {
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             let text = tune.replacen('\n', &format!("\n%%variant {i}\n"), 1);
             std::fs::write(dir.path().join(format!("tune{i:03}.abc")), text).unwrap();
         } else {
