@@ -31,6 +31,10 @@ pub(crate) struct StoredPoint {
 pub(crate) type Points = Vec<(ItemRecord, HashMap<String, Vec<f32>>)>;
 
 /// One of the two stores.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one store per library, made once and never moved about"
+)]
 pub(crate) enum Store {
     Edge(EdgeStore),
     Remote(RemoteStore),
