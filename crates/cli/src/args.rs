@@ -170,3 +170,59 @@ impl CacheArgs {
         }
     }
 }
+
+/// Where a library lives, and what a Qdrant server library needs.
+#[derive(Debug, Args)]
+pub struct QdrantArgs {
+    /// The API key of the Qdrant server, for a `qdrant://` library.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAMP3_QDRANT_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub qdrant_api_key: Option<String>,
+    /// A new Qdrant collection's shard count (default: one per node of the cluster).
+    #[arg(long, global = true, value_name = "N")]
+    pub qdrant_shards: Option<u32>,
+    /// A new Qdrant collection's replication factor: copies of each shard (default: 1).
+    #[arg(long, global = true, value_name = "N")]
+    pub qdrant_replicas: Option<u32>,
+    /// Replicas that must confirm each write to a new Qdrant collection (default: 1).
+    #[arg(long, global = true, value_name = "N")]
+    pub qdrant_write_consistency: Option<u32>,
+    /// A new Qdrant collection keeps vectors and payloads on disk (memory-mapped).
+    #[arg(long, global = true)]
+    pub qdrant_on_disk: bool,
+    /// A new Qdrant collection has scalar int8 quantization (kept in RAM; rescored).
+    #[arg(long, global = true)]
+    pub qdrant_int8: bool,
+    /// How long calls to a Qdrant server are retried on transient errors, in seconds.
+    #[arg(long, global = true, default_value_t = 120, value_name = "S")]
+    pub qdrant_retry_s: u64,
+}
+
+impl QdrantArgs {
+    /// The library `given` (a folder or `qdrant://HOST:PORT/COLLECTION`), else
+    /// `$CLAMP3_LIBRARY`, else the standard folder; with these options.
+    pub fn location(&self, given: Option<&str>) -> anyhow::Result<clamp3_library::Location> {
+        let location = match given {
+            Some(s) => s.parse()?,
+            None => clamp3_library::Location::default_location()?,
+        };
+        let mut location = location
+            .with_api_key(self.qdrant_api_key.clone())
+            .with_collection_options(clamp3_library::CollectionOptions {
+                shards: self.qdrant_shards,
+                replication_factor: self.qdrant_replicas,
+                write_consistency_factor: self.qdrant_write_consistency,
+                on_disk: self.qdrant_on_disk,
+                int8: self.qdrant_int8,
+            });
+        if let clamp3_library::Location::Qdrant(q) = &mut location {
+            q.retry_for = std::time::Duration::from_secs(self.qdrant_retry_s);
+        }
+        Ok(location)
+    }
+}

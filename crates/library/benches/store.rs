@@ -3,17 +3,28 @@
 //! items), and `add` against a bare `engine.embed` on the same WikiMT tunes with full-size
 //! random CLaMP 3.
 //!
+//! The store part runs on the embedded store (`edge`), on one Qdrant server (`server`) and on a
+//! 3-node Qdrant cluster (`cluster`: 3 shards, replication factor 2), all on this machine, the
+//! servers started from the binary `.ci/install-qdrant.sh` installs (or `CLAMP3_QDRANT_BIN`).
+//! A server is written by `--writers` threads at once (default 4), as several workers would.
+//!
 //! `cargo bench -p clamp3-library --bench store -- [--part store|add|both] [--points N]
-//! [--queries Q] [--no-hnsw] [--tunes N] [--wikimt PATH]`
+//! [--queries Q] [--no-hnsw] [--backend edge|server|cluster|all] [--writers W] [--int8]
+//! [--tunes N] [--wikimt PATH]`
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its numbers")]
 #![allow(clippy::unwrap_used, reason = "a benchmark stops on broken setup")]
+
+#[path = "../tests/support/qdrant.rs"]
+mod qdrant;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use clamp3_engine::families::clamp3::Clamp3;
 use clamp3_engine::{Engine, Item, ModelSpec, Options, Silent};
-use clamp3_library::{AddOptions, Filter, ItemId, ItemRecord, Library};
+use clamp3_library::{
+    AddOptions, CollectionOptions, Filter, ItemId, ItemRecord, Library, Location, QdrantLocation,
+};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -94,6 +105,7 @@ fn record(i: u64) -> ItemRecord {
         patches: Some((i % 400) as usize),
         models: vec![],
         added: 0,
+        shard: None,
     }
 }
 
@@ -102,34 +114,102 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-fn store_part() {
+fn qdrant_location(node: &qdrant::Node, create: CollectionOptions) -> QdrantLocation {
+    match node.url("bench").parse::<Location>().unwrap() {
+        Location::Qdrant(mut q) => {
+            q.create = create;
+            q
+        }
+        Location::Folder(_) => unreachable!("a qdrant URL"),
+    }
+}
+
+fn store_part(backend: &str) {
     let points: u64 = arg("--points")
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
     let queries: usize = arg("--queries").and_then(|n| n.parse().ok()).unwrap_or(50);
+    let int8 = std::env::args().any(|a| a == "--int8");
     let dim = 768;
     let dir = tempfile::tempdir().unwrap();
-    let library = Library::open(dir.path()).unwrap();
+    let mut _servers = None;
+    let (library, writers) = match backend {
+        "edge" => (Library::open(dir.path()).unwrap(), 1),
+        "server" | "cluster" => {
+            let Some(bin) = qdrant::binary("the store benchmark on Qdrant servers") else {
+                return;
+            };
+            let (servers, create) = if backend == "server" {
+                (qdrant::Qdrant::single(&bin), CollectionOptions::default())
+            } else {
+                let create = CollectionOptions {
+                    shards: Some(3),
+                    replication_factor: Some(2),
+                    ..CollectionOptions::default()
+                };
+                (qdrant::Qdrant::cluster(&bin, 3), create)
+            };
+            let create = CollectionOptions { int8, ..create };
+            let library =
+                Library::open_qdrant(&qdrant_location(&servers.nodes[0], create)).unwrap();
+            _servers = Some(servers);
+            let writers = arg("--writers").and_then(|n| n.parse().ok()).unwrap_or(4);
+            (library, writers)
+        }
+        other => panic!("--backend {other}: edge, server, cluster or all"),
+    };
+    let label = match backend {
+        "edge" => "embedded store".to_string(),
+        "server" => "one Qdrant server".to_string(),
+        _ => "3-node Qdrant cluster (3 shards × 2 replicas)".to_string(),
+    } + if int8 { ", int8" } else { "" };
+    println!("== {label}");
+    let payload: usize = (0..1000)
+        .map(|i| serde_json::to_string(&record(i)).unwrap().len())
+        .sum();
+    println!(
+        "payload: {:.0} bytes of JSON per item",
+        payload as f64 / 1000.0
+    );
     let mut gen = Vectors::new(0x2545_F491_4F6C_DD1D, dim);
+    let batch = 1000u64;
+    // The vectors are made first: the clock times the store alone.
+    let all: Vec<Vec<(ItemRecord, Vec<f32>)>> = (0..points)
+        .step_by(batch as usize)
+        .map(|first| {
+            (first..(first + batch).min(points))
+                .map(|i| (record(i), gen.next(dim)))
+                .collect()
+        })
+        .collect();
     let start = Instant::now();
-    let batch = 1000;
-    for first in (0..points).step_by(batch) {
-        let items: Vec<(ItemRecord, Vec<f32>)> = (first..(first + batch as u64).min(points))
-            .map(|i| (record(i), gen.next(dim)))
-            .collect();
-        library.put("clamp3-saas", items).unwrap();
-    }
+    let next = std::sync::Mutex::new(all.into_iter());
+    std::thread::scope(|scope| {
+        for _ in 0..writers {
+            scope.spawn(|| loop {
+                let items = next.lock().unwrap().next();
+                match items {
+                    Some(items) => library.put("clamp3-saas", items).unwrap(),
+                    None => break,
+                }
+            });
+        }
+    });
     let insert = start.elapsed().as_secs_f64();
     println!(
-        "store: {points} points of {dim}-d inserted in {insert:.1} s: {:.0} points/s (batches of {batch}, each flushed)",
-        points as f64 / insert
+        "store: {points} points of {dim}-d inserted in {insert:.1} s: {:.0} points/s (batches of {batch}, each durable, {writers} writer{})",
+        points as f64 / insert,
+        if writers == 1 { "" } else { "s" }
     );
     let info = library.info().unwrap();
-    println!(
-        "store: {:.1} MB on disk, {:.2} MB per 1000 items",
-        info.bytes_on_disk as f64 / 1e6,
-        info.bytes_on_disk as f64 / 1e6 / (points as f64 / 1000.0)
-    );
+    assert_eq!(info.items as u64, points);
+    if !library.is_remote() {
+        println!(
+            "store: {:.1} MB on disk, {:.2} MB per 1000 items",
+            info.bytes_on_disk as f64 / 1e6,
+            info.bytes_on_disk as f64 / 1e6 / (points as f64 / 1000.0)
+        );
+    }
     let qs: Vec<Vec<f32>> = (0..queries).map(|_| gen.next(dim)).collect();
     let mut exact_hits = Vec::new();
     let mut times = Vec::new();
@@ -164,7 +244,32 @@ fn store_part() {
     }
     let t = Instant::now();
     library.optimize().unwrap();
-    let info = library.info().unwrap();
+    let mut info = library.info().unwrap();
+    // A server's optimiser indexes in the background: wait until it has indexed nearly all
+    // and the count has stopped moving (every replica done) for 6 s.
+    let mut steady = 0;
+    while library.is_remote() && steady < 3 {
+        assert!(
+            t.elapsed().as_secs() < 3600,
+            "HNSW not built after an hour: {info:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let now = library.info().unwrap();
+        let moved = now.indexed_vectors != info.indexed_vectors;
+        steady = if moved || now.indexed_vectors < points as usize * 95 / 100 {
+            0
+        } else {
+            steady + 1
+        };
+        info = now;
+    }
+    let t = if library.is_remote() {
+        // Less the 6 s of watching it stand still.
+        t.checked_add(std::time::Duration::from_secs(6))
+            .unwrap_or(t)
+    } else {
+        t
+    };
     println!(
         "HNSW built in {:.1} s: {} of {} vectors indexed; {:.1} MB on disk",
         t.elapsed().as_secs_f64(),
@@ -274,7 +379,12 @@ fn add_part() {
 fn main() {
     let part = arg("--part").unwrap_or_else(|| "both".into());
     if part != "add" {
-        store_part();
+        match arg("--backend").as_deref().unwrap_or("edge") {
+            "all" => ["edge", "server", "cluster"]
+                .into_iter()
+                .for_each(store_part),
+            one => store_part(one),
+        }
     }
     if part != "store" {
         add_part();

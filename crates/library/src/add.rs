@@ -6,13 +6,66 @@
 use crate::item::{format_name, modality_name, ItemFile};
 use crate::library::mtime_ns;
 use crate::metadata::describe;
-use crate::{Error, ItemId, ItemRecord, Library, Result};
+use crate::{Error, Filter, ItemId, ItemRecord, Library, Result};
 use clamp3_engine::{Embedded, Engine, Item, Options, Progress};
 use clamp3_features::FileKind;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// One share of split extraction: worker `index` (from 0) of `count`. A share is the items whose
+/// content hash falls to it, so N workers over the same files (each on its machine) take
+/// disjoint shares that together are the whole, and each always takes the same items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This worker's share, 0 ≤ index < count.
+    pub index: u32,
+    /// How many shares.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether content with this BLAKE3 hash (hex) is this share's. It takes bits 64..128 of
+    /// the hash, not the item id's 0..64, so the shares do not follow Qdrant's own placement of
+    /// points (which hashes the id): every worker writes to every server shard.
+    pub fn owns(&self, content_hash: &str) -> bool {
+        let key = content_hash
+            .get(16..32)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .unwrap_or_else(|| {
+                let h = blake3::hash(content_hash.as_bytes());
+                ItemId::of_hash(&h).0
+            });
+        key % u64::from(self.count.max(1)) == u64::from(self.index)
+    }
+
+    /// `I/N`, as items and `info` name the share.
+    pub fn tag(&self) -> String {
+        format!("{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = Error;
+
+    /// `I/N`: share `I` (from 0) of `N`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Invalid(format!(
+                "shard {s:?}: expected I/N with 0 <= I < N (e.g. 0/4)"
+            ))
+        };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
 
 /// How `add` works.
 #[derive(Debug, Clone)]
@@ -23,6 +76,9 @@ pub struct AddOptions {
     pub forget_vanished: bool,
     /// The engine's options (pooling must stay global: the library stores vectors).
     pub engine: Options,
+    /// Only this share of the files' contents (split extraction over many machines); the
+    /// items stored are tagged with it, and `info` counts each share's progress.
+    pub shard: Option<Shard>,
 }
 
 impl Default for AddOptions {
@@ -31,6 +87,7 @@ impl Default for AddOptions {
             chunk: 64,
             forget_vanished: true,
             engine: Options::default(),
+            shard: None,
         }
     }
 }
@@ -38,8 +95,10 @@ impl Default for AddOptions {
 /// What `add` did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct AddReport {
-    /// Supported files found.
+    /// Supported files found (of this share, with `shard`).
     pub files: usize,
+    /// Files left to the other shares of split extraction.
+    pub other_shards: usize,
     /// New items embedded and stored.
     pub added: usize,
     /// Items that got this model's vector (they had others).
@@ -58,6 +117,8 @@ pub struct AddReport {
     pub failed: Vec<(PathBuf, String)>,
     /// Files skipped because clamp3 does not read their kind.
     pub unsupported: Vec<PathBuf>,
+    /// Calls to a Qdrant server that failed transiently and were retried.
+    pub retried_calls: usize,
 }
 
 /// A file found under the roots, with what its stat says.
@@ -114,26 +175,37 @@ impl Library {
         let model = Library::model_key(engine);
         let mut report = AddReport::default();
         let (found, roots) = self.walk(roots, &mut report);
-        report.files = found.len();
+        let tag = options.shard.map(|s| s.tag());
 
-        let records: HashMap<ItemId, ItemRecord> = self
+        // The items known: all of them; for a share, those stored with its tag (the share's
+        // items stored otherwise are looked up by id once the files are hashed). A worker reads
+        // only its share of a shared collection.
+        let known = match &tag {
+            Some(tag) => Filter::shard(tag),
+            None => Filter::default(),
+        };
+        let mut records: HashMap<ItemId, ItemRecord> = self
             .store
-            .scroll(&crate::Filter::default())?
+            .scroll(&known)?
             .into_iter()
             .filter_map(|p| p.record.map(|r| (p.id, r)))
             .collect();
-        let by_path: HashMap<&Path, (ItemId, &ItemFile)> = records
+        let by_path: HashMap<&Path, (ItemId, &ItemFile, &str)> = records
             .values()
-            .flat_map(|r| r.files.iter().map(move |f| (f.path.as_path(), (r.id, f))))
+            .flat_map(|r| {
+                r.files
+                    .iter()
+                    .map(move |f| (f.path.as_path(), (r.id, f, r.content_hash.as_str())))
+            })
             .collect();
 
         // A file whose size and time are as recorded is not read; the others are hashed.
         let hashed: Vec<Result<(ItemId, String), String>> = found
             .par_iter()
             .map(|f| {
-                if let Some((id, known)) = by_path.get(f.path.as_path()) {
+                if let Some((id, known, hash)) = by_path.get(f.path.as_path()) {
                     if **known == f.file {
-                        return Ok((*id, records[id].content_hash.clone()));
+                        return Ok((*id, hash.to_string()));
                     }
                 }
                 hash_file(&f.path)
@@ -141,6 +213,38 @@ impl Library {
                     .map_err(|e| format!("{}: {e}", f.path.display()))
             })
             .collect();
+        drop(by_path);
+
+        // A share keeps the files of its contents, and finds its items stored untagged.
+        let (found, hashed) = match options.shard {
+            None => (found, hashed),
+            Some(shard) => {
+                let mut mine = (Vec::new(), Vec::new());
+                for (f, h) in found.into_iter().zip(hashed) {
+                    if matches!(&h, Ok((_, hash)) if !shard.owns(hash)) {
+                        report.other_shards += 1;
+                        continue;
+                    }
+                    mine.0.push(f);
+                    mine.1.push(h);
+                }
+                let unknown: Vec<ItemId> = mine
+                    .1
+                    .iter()
+                    .filter_map(|h| h.as_ref().ok().map(|(id, _)| *id))
+                    .filter(|id| !records.contains_key(id))
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                for point in self.store.retrieve(&unknown, None)? {
+                    if let Some(record) = point.record {
+                        records.insert(point.id, record);
+                    }
+                }
+                mine
+            }
+        };
+        report.files = found.len();
 
         let mut changed: BTreeMap<ItemId, ItemRecord> = BTreeMap::new();
         let mut to_embed: Vec<(ItemId, String, &Found)> = Vec::new();
@@ -171,6 +275,9 @@ impl Library {
             match records.get(&id) {
                 Some(existing) => {
                     let record = changed.entry(id).or_insert_with(|| existing.clone());
+                    if tag.is_some() && record.shard != tag {
+                        record.shard = tag.clone();
+                    }
                     match record.files.iter_mut().find(|f| f.path == found.path) {
                         Some(f) if *f == found.file => report.unchanged += 1,
                         Some(f) => {
@@ -255,6 +362,16 @@ impl Library {
             }
         }
 
+        // A share's worker says how much it has to do (`info` shows stored of total). A server
+        // collection made by the first vectors written gets it after the first chunk.
+        let mut shard_noted = match &tag {
+            Some(tag) if !self.store.vector_names()?.is_empty() => {
+                self.note_shard(tag, seen.values().collect::<HashSet<_>>().len())?;
+                true
+            }
+            _ => tag.is_none(),
+        };
+
         progress.start(to_embed.len());
         let done = AtomicUsize::new(0);
         for chunk in to_embed.chunks(options.chunk.max(1)) {
@@ -326,6 +443,7 @@ impl Library {
                             patches: described.patches,
                             models: vec![model.clone()],
                             added: now(),
+                            shard: tag.clone(),
                         };
                         new_points.push((record, HashMap::from([(model.clone(), vector)])));
                         report.added += 1;
@@ -345,6 +463,10 @@ impl Library {
             }
             self.store.flush();
             self.journal_done()?;
+            if let (Some(tag), false) = (&tag, shard_noted) {
+                self.note_shard(tag, seen.values().collect::<HashSet<_>>().len())?;
+                shard_noted = true;
+            }
         }
         if report.added + report.vectors_added > 0 {
             if let Ok(identity) = engine.identity(clamp3_models::Modality::Text) {
@@ -359,6 +481,7 @@ impl Library {
             self.store.optimize()?;
             self.store.flush();
         }
+        report.retried_calls = self.retried_calls();
         Ok(report)
     }
 

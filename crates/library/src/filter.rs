@@ -2,12 +2,11 @@
 //! must hold, turned into the store's payload filter.
 
 use crate::{Error, Result};
-use qdrant_edge::{Condition, FieldCondition, JsonPath, Match};
 use std::str::FromStr;
 
 /// Conditions on items: each is a field and the values it may have; an item passes when every
-/// condition holds. Fields: `modality`, `format`, `title`, and any metadata name (`composer`,
-/// `artist`, …).
+/// condition holds. Fields: `modality`, `format`, `title`, `shard` (the `I/N` of the
+/// `add --shard` that stored the item), and any metadata name (`composer`, `artist`, …).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     conditions: Vec<(String, Vec<String>)>,
@@ -18,6 +17,13 @@ impl Filter {
     pub fn modality(modality: &str) -> Self {
         Filter {
             conditions: vec![("modality".into(), vec![modality.into()])],
+        }
+    }
+
+    /// Items stored by one share of split extraction (`I/N`).
+    pub fn shard(shard: &str) -> Self {
+        Filter {
+            conditions: vec![("shard".into(), vec![shard.into()])],
         }
     }
 
@@ -35,24 +41,16 @@ impl Filter {
     /// The payload path a field is stored under.
     fn payload_path(field: &str) -> String {
         match field {
-            "modality" | "format" | "title" => field.to_string(),
+            "modality" | "format" | "title" | "shard" => field.to_string(),
             other => format!("metadata.{other}"),
         }
     }
 
-    /// The store's conditions for this filter.
-    pub(crate) fn conditions(&self) -> Vec<Condition> {
+    /// The conditions as (payload path, values it may have): each store turns them into its own.
+    pub(crate) fn fields(&self) -> Vec<(String, Vec<String>)> {
         self.conditions
             .iter()
-            .map(|(field, values)| {
-                let key = JsonPath::try_from(Self::payload_path(field).as_str())
-                    .expect("field names are checked when parsed");
-                let matching = match values.as_slice() {
-                    [one] => Match::from(one.clone()),
-                    many => Match::from(many.to_vec()),
-                };
-                Condition::Field(FieldCondition::new_match(key, matching))
-            })
+            .map(|(field, values)| (Self::payload_path(field), values.clone()))
             .collect()
     }
 
@@ -63,6 +61,7 @@ impl Filter {
                 "modality" => Some(record.modality.as_str()),
                 "format" => Some(record.format.as_str()),
                 "title" => record.title.as_deref(),
+                "shard" => record.shard.as_deref(),
                 other => record.metadata.get(other).map(String::as_str),
             };
             value.is_some_and(|v| values.iter().any(|w| w == v))
@@ -87,7 +86,7 @@ impl FromStr for Filter {
             // Plain identifiers only: they are payload paths, and `metadata.<name>` must parse.
             let valid_name = field.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && JsonPath::try_from(Filter::payload_path(field).as_str()).is_ok();
+                && crate::store::valid_key(&Filter::payload_path(field));
             if !valid_name {
                 return Err(Error::Invalid(format!(
                     "filter {part:?}: {field:?} is not a field name"

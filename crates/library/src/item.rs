@@ -132,6 +132,10 @@ pub struct ItemRecord {
     /// When it was first added, seconds since the Unix epoch.
     #[serde(default)]
     pub added: u64,
+    /// The share of split extraction (`add --shard I/N`) that stored it, as `I/N`; `None` for
+    /// an item added whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 impl ItemRecord {

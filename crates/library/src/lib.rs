@@ -1,5 +1,6 @@
 //! A music library that stays indexed: the files of a collection embedded once, kept in
-//! Qdrant's engine embedded in the process (`qdrant-edge`), and asked many questions.
+//! Qdrant's engine embedded in the process (`qdrant-edge`) or in a collection of a Qdrant
+//! server or cluster (`qdrant://HOST:PORT/COLLECTION`, [`Location`]), and asked many questions.
 //! It sits after the engine in the pipeline (formats → audio → models → features → engine →
 //! **library** → CLI, server).
 //!
@@ -12,6 +13,9 @@
 //!   and, if not whole, deleted on the next open).
 //! - [`Library::search`], [`Library::similar`] with a [`Filter`]; [`Library::info`],
 //!   [`Library::verify`], [`Library::remove`].
+//! - On a server, many machines fill one collection together: [`AddOptions::shard`] gives each
+//!   a disjoint share of the files by content hash ([`Shard`]); [`Library::migrate_to`] moves a
+//!   library between a folder and a server.
 //!
 //! ```no_run
 //! use clamp3_engine::{Engine, ModelSpec, Silent};
@@ -33,11 +37,16 @@ mod error;
 mod filter;
 mod item;
 mod library;
+mod location;
 pub mod metadata;
+mod migrate;
 mod store;
 
-pub use add::{AddOptions, AddReport};
+pub use add::{AddOptions, AddReport, Shard};
 pub use error::{Error, Result};
 pub use filter::Filter;
 pub use item::{format_name, modality_name, Hit, ItemFile, ItemId, ItemRecord, MODALITIES};
-pub use library::{Library, LibraryInfo, ModelInfo, VerifyReport};
+pub use library::{Library, LibraryInfo, ModelInfo, ShardInfo, VerifyReport};
+pub use location::{CollectionOptions, Location, QdrantLocation, DEFAULT_RETRY};
+pub use migrate::MigrateReport;
+pub use store::{ClusterInfo, ReplicaInfo};

@@ -1,8 +1,10 @@
-//! A library folder: the store, its lock, its format marker and the journal of the update in
-//! flight; and the questions a library answers (search, similar, items, info, verify).
+//! A library: a folder (the embedded store, its lock, its format marker and the journal of the
+//! update in flight) or a collection of a Qdrant server (see `store::remote` for what the lock,
+//! marker and journal become there); and the questions a library answers (search, similar,
+//! items, info, verify).
 
-use crate::store::{Store, StoredPoint};
-use crate::{Error, Filter, Hit, ItemId, ItemRecord, Result, MODALITIES};
+use crate::store::{ClusterInfo, Points, Store, StoredPoint};
+use crate::{Error, Filter, Hit, ItemId, ItemRecord, Location, QdrantLocation, Result, MODALITIES};
 use clamp3_engine::Engine;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// The library's format version, in `library.json`: a folder of another version is refused
 /// rather than misread.
-const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 const MARKER: &str = "library.json";
 const LOCK: &str = "LOCK";
 const STORE: &str = "store";
@@ -24,16 +26,35 @@ struct Marker {
     /// Per model (vector name): the identity of the weights its vectors were made with.
     #[serde(default)]
     models: BTreeMap<String, String>,
+    /// Per share of split extraction (`I/N`): how many items it has to store.
+    #[serde(default)]
+    shards: BTreeMap<String, ShardTotal>,
 }
 
-/// A music library: files embedded once, kept in an embedded Qdrant store, asked many times.
-/// One process has it open at a time (a lock file says which); share it between threads.
+/// What a split-extraction worker recorded of its share when it started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ShardTotal {
+    /// Distinct items (content) of the share found under the worker's folders.
+    total: usize,
+    /// When, seconds since the Unix epoch.
+    updated: u64,
+}
+
+/// Metadata keys of a server library's marker (one key per entry: Qdrant merges metadata key
+/// by key, so concurrent workers never overwrite one another's).
+const MODEL_KEY: &str = "clamp3.model.";
+const SHARD_KEY: &str = "clamp3.shard.";
+
+/// A music library: files embedded once, kept in Qdrant (embedded, or a server), asked many
+/// times. A folder library is open in one process at a time (a lock file says which); a server
+/// library is shared by any number of processes. Share it between threads.
 pub struct Library {
+    /// The folder, or the `qdrant://` location as a path (for messages).
     dir: PathBuf,
     pub(crate) store: Store,
     // Held for the life of the library: the OS releases the lock when the process dies, so a
-    // killed `add` never leaves the library locked.
-    _lock: File,
+    // killed `add` never leaves the library locked. None for a server library.
+    _lock: Option<File>,
 }
 
 impl std::fmt::Debug for Library {
@@ -55,10 +76,25 @@ pub struct LibraryInfo {
     pub by_modality: BTreeMap<String, usize>,
     /// Per model: how many items have its vector, and the vectors' dimension.
     pub models: BTreeMap<String, ModelInfo>,
+    /// Per share of split extraction (`add --shard I/N`): items stored of how many.
+    pub shards: BTreeMap<String, ShardInfo>,
+    /// For a library on a Qdrant server: the server, and how the cluster holds the collection.
+    pub cluster: Option<ClusterInfo>,
     /// Vectors searched through HNSW (the others exactly).
     pub indexed_vectors: usize,
-    /// Bytes the library takes on disk.
+    /// Bytes the library takes on disk (0 for a server library: the server's disks hold it).
     pub bytes_on_disk: u64,
+}
+
+/// The progress of one share of split extraction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardInfo {
+    /// Items of the share stored.
+    pub items: usize,
+    /// Items of the share its worker found to store (when it last started).
+    pub total: usize,
+    /// When that worker last started, seconds since the Unix epoch.
+    pub updated: u64,
 }
 
 /// One model's share of a library.
@@ -114,13 +150,17 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 impl Library {
     /// `$CLAMP3_LIBRARY`, else `$XDG_DATA_HOME/clamp3/library`, else
     /// `~/.local/share/clamp3/library` (`%APPDATA%\clamp3\library` on Windows).
+    /// (A `qdrant://` value of `$CLAMP3_LIBRARY` is not a folder: [`Location::default_location`]
+    /// reads either.)
     pub fn default_path() -> PathBuf {
         let var = |name: &str| {
             std::env::var_os(name)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        if let Some(dir) = var("CLAMP3_LIBRARY") {
+        if let Some(dir) =
+            var("CLAMP3_LIBRARY").filter(|d| !Location::is_qdrant_url(&d.to_string_lossy()))
+        {
             return dir;
         }
         let data = var("XDG_DATA_HOME")
@@ -128,6 +168,37 @@ impl Library {
             .or_else(|| var("HOME").map(|h| h.join(".local").join("share")))
             .unwrap_or_else(|| PathBuf::from("."));
         data.join("clamp3").join("library")
+    }
+
+    /// Opens a library wherever it is ([`Library::open`] a folder, [`Library::open_qdrant`] a
+    /// collection on a server).
+    pub fn open_at(location: &Location) -> Result<Self> {
+        match location {
+            Location::Folder(dir) => Self::open(dir),
+            Location::Qdrant(q) => Self::open_qdrant(q),
+        }
+    }
+
+    /// Opens the library in a collection of a Qdrant server or cluster, which is created (with
+    /// the location's collection options) when the first vectors are written. A collection that
+    /// exists and is not a library is refused.
+    pub fn open_qdrant(location: &QdrantLocation) -> Result<Self> {
+        let store = Store::open_remote(location)?;
+        Ok(Library {
+            dir: PathBuf::from(location.to_string()),
+            store,
+            _lock: None,
+        })
+    }
+
+    /// Whether the library is a collection on a Qdrant server.
+    pub fn is_remote(&self) -> bool {
+        self.store.remote().is_some()
+    }
+
+    /// Calls to a Qdrant server that failed transiently and were retried (0 for a folder).
+    pub fn retried_calls(&self) -> usize {
+        self.store.remote().map(|r| r.retried()).unwrap_or(0)
     }
 
     /// Opens the library in `dir`, creating it if the folder is empty or absent. Finishes or
@@ -179,11 +250,11 @@ impl Library {
                 &serde_json::to_vec_pretty(&marker).unwrap_or_default(),
             )?;
         }
-        let store = Store::open(&dir.join(STORE), &dir)?;
+        let store = Store::open_edge(&dir.join(STORE), &dir)?;
         let library = Library {
             dir,
             store,
-            _lock: lock,
+            _lock: Some(lock),
         };
         library.recover()?;
         Ok(library)
@@ -199,26 +270,97 @@ impl Library {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Marker {
                 format: FORMAT,
                 models: BTreeMap::new(),
+                shards: BTreeMap::new(),
             }),
             Err(e) => Err(io(&path)(e)),
         }
     }
 
+    /// The marker: the folder's `library.json`, or the collection's metadata.
+    fn marker(&self) -> Result<Marker> {
+        let Some(remote) = self.store.remote() else {
+            return Self::read_marker(&self.dir);
+        };
+        let mut marker = Marker {
+            format: FORMAT,
+            models: BTreeMap::new(),
+            shards: BTreeMap::new(),
+        };
+        for (key, value) in remote.metadata()? {
+            if let Some(model) = key.strip_prefix(MODEL_KEY) {
+                if let Some(identity) = value.as_str() {
+                    marker
+                        .models
+                        .insert(model.to_string(), identity.to_string());
+                }
+            } else if let Some(shard) = key.strip_prefix(SHARD_KEY) {
+                if let Ok(total) = serde_json::from_value(value) {
+                    marker.shards.insert(shard.to_string(), total);
+                }
+            }
+        }
+        Ok(marker)
+    }
+
+    /// Changes the marker: a folder's is read, changed and written back (one process holds the
+    /// lock); a collection's gets only the keys changed, which Qdrant merges.
+    fn update_marker(&self, change: impl FnOnce(&mut Marker)) -> Result<()> {
+        let mut marker = self.marker()?;
+        let before = (marker.models.clone(), marker.shards.clone());
+        change(&mut marker);
+        let Some(remote) = self.store.remote() else {
+            return write_atomic(
+                &self.dir.join(MARKER),
+                &serde_json::to_vec_pretty(&marker).unwrap_or_default(),
+            );
+        };
+        let mut entries = std::collections::HashMap::new();
+        for (model, identity) in &marker.models {
+            if before.0.get(model) != Some(identity) {
+                entries.insert(format!("{MODEL_KEY}{model}"), serde_json::json!(identity));
+            }
+        }
+        for (shard, total) in &marker.shards {
+            if before.1.get(shard) != Some(total) {
+                entries.insert(
+                    format!("{SHARD_KEY}{shard}"),
+                    serde_json::to_value(total).unwrap_or_default(),
+                );
+            }
+        }
+        remote.set_metadata(entries)
+    }
+
+    /// The weights each model's vectors were made with, as recorded.
+    pub fn model_identities(&self) -> Result<BTreeMap<String, String>> {
+        Ok(self.marker()?.models)
+    }
+
     /// Records the weights a model's vectors come from; says (as `Some(old)`) when they differ
     /// from those recorded before.
     pub(crate) fn note_model(&self, name: &str, identity: &str) -> Result<Option<String>> {
-        let mut marker = Self::read_marker(&self.dir)?;
-        let previous = marker.models.insert(name.to_string(), identity.to_string());
+        let previous = self.marker()?.models.get(name).cloned();
         if previous.as_deref() != Some(identity) {
-            write_atomic(
-                &self.dir.join(MARKER),
-                &serde_json::to_vec_pretty(&marker).unwrap_or_default(),
-            )?;
+            self.update_marker(|m| {
+                m.models.insert(name.to_string(), identity.to_string());
+            })?;
         }
         Ok(previous.filter(|p| p != identity))
     }
 
-    /// The library folder.
+    /// Records how many items a share of split extraction has to store.
+    pub(crate) fn note_shard(&self, shard: &str, total: usize) -> Result<()> {
+        let updated = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.update_marker(|m| {
+            m.shards
+                .insert(shard.to_string(), ShardTotal { total, updated });
+        })
+    }
+
+    /// The library folder (for a server library, its `qdrant://` location as a path).
     pub fn path(&self) -> &Path {
         &self.dir
     }
@@ -228,8 +370,12 @@ impl Library {
         engine.family().name().to_string()
     }
 
-    /// Writes the ids an update is about to write, before it writes them.
+    /// Writes the ids an update is about to write, before it writes them. (A server library
+    /// needs none: its points are written whole, and each write has happened when it returns.)
     pub(crate) fn journal(&self, ids: &[ItemId]) -> Result<()> {
+        if self.is_remote() {
+            return Ok(());
+        }
         let ids: Vec<String> = ids.iter().map(ItemId::to_string).collect();
         write_atomic(
             &self.dir.join(JOURNAL),
@@ -239,6 +385,9 @@ impl Library {
 
     /// The update is durable: its journal goes.
     pub(crate) fn journal_done(&self) -> Result<()> {
+        if self.is_remote() {
+            return Ok(());
+        }
         let path = self.dir.join(JOURNAL);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -262,11 +411,12 @@ impl Library {
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect();
-        let names = self.vector_names();
+        let names = self.vector_names()?;
+        let dims = self.store.vector_names()?;
         let points = self.store.retrieve(&ids, Some(&names))?;
         let whole: HashSet<ItemId> = points
             .iter()
-            .filter(|p| damage(p, &self.store.vector_names()).is_none())
+            .filter(|p| damage(p, &dims).is_none())
             .map(|p| p.id)
             .collect();
         let broken: Vec<ItemId> = ids
@@ -279,16 +429,22 @@ impl Library {
         self.journal_done()
     }
 
-    fn vector_names(&self) -> Vec<String> {
-        self.store
-            .vector_names()
+    fn vector_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .vector_names()?
             .into_iter()
             .map(|(n, _)| n)
-            .collect()
+            .collect())
+    }
+
+    /// The models (vector names) the library holds, and their dimensions.
+    pub fn models(&self) -> Result<Vec<(String, usize)>> {
+        self.store.vector_names()
     }
 
     fn require_vectors(&self, model: &str) -> Result<()> {
-        let names = self.vector_names();
+        let names = self.vector_names()?;
         if names.iter().any(|n| n == model) {
             Ok(())
         } else {
@@ -407,9 +563,7 @@ impl Library {
             )));
         }
         self.store.ensure_vector(model, dim)?;
-        let ids: Vec<ItemId> = items.iter().map(|(r, _)| r.id).collect();
-        self.journal(&ids)?;
-        self.store.upsert(
+        self.put_points(
             items
                 .into_iter()
                 .map(|(mut record, v)| {
@@ -422,7 +576,14 @@ impl Library {
                     )
                 })
                 .collect(),
-        )?;
+        )
+    }
+
+    /// Writes whole points (their vector names must exist) as one durable step.
+    pub(crate) fn put_points(&self, points: Points) -> Result<()> {
+        let ids: Vec<ItemId> = points.iter().map(|(r, _)| r.id).collect();
+        self.journal(&ids)?;
+        self.store.upsert(points)?;
         self.store.flush();
         self.journal_done()
     }
@@ -499,17 +660,39 @@ impl Library {
             }
         }
         let mut models = BTreeMap::new();
-        for (name, dim) in self.store.vector_names() {
+        for (name, dim) in self.store.vector_names()? {
             let items = self.store.count(&Filter::default(), Some(&name))?;
             models.insert(name, ModelInfo { items, dim });
         }
+        let mut shards = BTreeMap::new();
+        for (shard, total) in self.marker()?.shards {
+            let filter = Filter::default().and(Filter::shard(&shard));
+            shards.insert(
+                shard,
+                ShardInfo {
+                    items: self.store.count(&filter, None)?,
+                    total: total.total,
+                    updated: total.updated,
+                },
+            );
+        }
+        let cluster = match self.store.remote() {
+            Some(remote) => remote.cluster()?,
+            None => None,
+        };
         Ok(LibraryInfo {
             path: self.dir.clone(),
             items: self.store.count(&Filter::default(), None)?,
             by_modality,
             models,
-            indexed_vectors: self.store.indexed_vectors(),
-            bytes_on_disk: disk_usage(&self.dir),
+            shards,
+            cluster,
+            indexed_vectors: self.store.indexed_vectors()?,
+            bytes_on_disk: if self.is_remote() {
+                0
+            } else {
+                disk_usage(&self.dir)
+            },
         })
     }
 
@@ -518,8 +701,8 @@ impl Library {
     /// wholeness. Changes nothing: `add` repairs.
     pub fn verify(&self, rehash: bool) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        let names = self.vector_names();
-        let dims = self.store.vector_names();
+        let names = self.vector_names()?;
+        let dims = self.store.vector_names()?;
         let ids: Vec<ItemId> = self
             .store
             .scroll(&Filter::default())?

@@ -1,24 +1,31 @@
 //! `clamp3 library`: a collection embedded once and kept indexed (`add`), asked by text or file
-//! (`search`), by example (`similar`), listed (`list`, `info`), checked (`verify`) and pruned
-//! (`rm`).
+//! (`search`), by example (`similar`), listed (`list`, `info`), checked (`verify`), pruned
+//! (`rm`) and moved between a folder and a Qdrant server (`migrate`). A library is a folder or
+//! a collection on a Qdrant server or cluster (`--library qdrant://HOST:PORT/COLLECTION`), which
+//! many machines can fill at once (`add --shard I/N`).
 
 use super::ExitStatus;
-use crate::args::{CacheArgs, ModelArgs};
+use crate::args::{CacheArgs, ModelArgs, QdrantArgs};
 use crate::batch::plural;
 use crate::embedding::{engine, Bar, Embedder};
-use clamp3_library::{AddOptions, Filter, Hit, Library};
+use clamp3_library::{AddOptions, Filter, Hit, Library, Shard};
 use clamp3_retrieval::similarity::round4;
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// `clamp3 library`.
 #[derive(Debug, Args)]
 pub struct LibraryArgs {
-    /// The library folder. Default: `$CLAMP3_LIBRARY`, else `$XDG_DATA_HOME/clamp3/library`,
-    /// else `~/.local/share/clamp3/library`.
-    #[arg(long, global = true, value_name = "DIR")]
-    pub library: Option<PathBuf>,
+    /// The library: a folder, or a collection on a Qdrant server or cluster,
+    /// `qdrant://HOST:PORT/COLLECTION` (the gRPC port, 6334 by default; `qdrants://` for TLS).
+    /// Default: `$CLAMP3_LIBRARY`, else `$XDG_DATA_HOME/clamp3/library`, else
+    /// `~/.local/share/clamp3/library`.
+    #[arg(long, global = true, value_name = "DIR|URL")]
+    pub library: Option<String>,
+    #[command(flatten)]
+    pub qdrant: QdrantArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: LibraryCommand,
@@ -38,6 +45,11 @@ pub enum LibraryCommand {
         /// Keep items whose files under these folders are gone.
         #[arg(long)]
         keep_vanished: bool,
+        /// Split extraction: take only share I of N (0 <= I < N) of the files, by content
+        /// hash. Run N workers, each on its machine with the same files, into one `qdrant://`
+        /// library; `library info` shows each share's progress. Re-run a worker to resume it.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -97,6 +109,24 @@ pub enum LibraryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy every item (all models' vectors) from one library to another: a folder into a
+    /// `qdrant://` collection or back. Re-running skips what is there; the copy is checked by
+    /// counts and a sample of items compared.
+    Migrate {
+        /// The library to copy (folder or `qdrant://` URL).
+        from: String,
+        /// The library to copy into (folder or `qdrant://` URL; created if absent).
+        to: String,
+        /// Points per write.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Items compared in both afterwards.
+        #[arg(long, default_value_t = 1000)]
+        sample: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the library against its files: missing, changed, damaged items.
     Verify {
         /// Hash every file again, not only those whose size or time changed.
@@ -132,17 +162,44 @@ fn parse_filters(filters: &[String]) -> anyhow::Result<Filter> {
 }
 
 pub fn run(args: LibraryArgs) -> anyhow::Result<ExitStatus> {
-    let dir = args.library.unwrap_or_else(Library::default_path);
-    let library = Library::open(&dir)?;
+    if let LibraryCommand::Migrate {
+        from,
+        to,
+        batch,
+        sample,
+        json,
+    } = &args.command
+    {
+        return migrate(&args.qdrant, from, to, *batch, *sample, *json);
+    }
+    let location = args.qdrant.location(args.library.as_deref())?;
+    let library = Library::open_at(&location)?;
     match args.command {
+        LibraryCommand::Migrate { .. } => unreachable!("handled above"),
         LibraryCommand::Add {
             paths,
             chunk,
             keep_vanished,
+            shard,
             json,
             cache,
             model,
-        } => add(&library, &paths, chunk, keep_vanished, json, &cache, &model),
+        } => add(
+            &library,
+            &paths,
+            AddOptions {
+                chunk,
+                forget_vanished: !keep_vanished,
+                shard,
+                engine: clamp3_engine::Options {
+                    npy: cache.npy_reading(),
+                    ..clamp3_engine::Options::default()
+                },
+            },
+            json,
+            &cache,
+            &model,
+        ),
         LibraryCommand::Search {
             query,
             text,
@@ -225,8 +282,45 @@ pub fn run(args: LibraryArgs) -> anyhow::Result<ExitStatus> {
             for (model, m) in &info.models {
                 writeln!(out, "model {model}: {} vectors of {} dims", m.items, m.dim)?;
             }
+            for (shard, s) in &info.shards {
+                writeln!(
+                    out,
+                    "shard {shard}: {} of {} items{}",
+                    s.items,
+                    s.total,
+                    if s.items >= s.total { " (done)" } else { "" }
+                )?;
+            }
             writeln!(out, "HNSW-indexed vectors: {}", info.indexed_vectors)?;
-            writeln!(out, "on disk: {:.1} MB", info.bytes_on_disk as f64 / 1e6)?;
+            match &info.cluster {
+                None => writeln!(out, "on disk: {:.1} MB", info.bytes_on_disk as f64 / 1e6)?,
+                Some(c) => {
+                    let active = c.replicas.iter().filter(|r| r.state == "Active").count();
+                    writeln!(
+                        out,
+                        "qdrant {}: {} shard{}, replication factor {}, {} of {} replicas active{}{}{}",
+                        c.server_version,
+                        c.shards,
+                        plural(c.shards as usize),
+                        c.replication_factor,
+                        active,
+                        c.replicas.len(),
+                        if c.transfers > 0 {
+                            format!(", {} shard transfers under way", c.transfers)
+                        } else {
+                            String::new()
+                        },
+                        if c.on_disk { ", vectors on disk" } else { "" },
+                        c.quantization
+                            .as_ref()
+                            .map(|q| format!(", {q} quantization"))
+                            .unwrap_or_default(),
+                    )?;
+                    for r in c.replicas.iter().filter(|r| r.state != "Active") {
+                        writeln!(out, "  shard {} on peer {}: {}", r.shard, r.peer, r.state)?;
+                    }
+                }
+            }
             Ok(ExitStatus::Success)
         }
         LibraryCommand::Verify { rehash, json } => {
@@ -264,24 +358,72 @@ pub fn run(args: LibraryArgs) -> anyhow::Result<ExitStatus> {
     }
 }
 
+fn migrate(
+    qdrant: &QdrantArgs,
+    from: &str,
+    to: &str,
+    batch: usize,
+    sample: usize,
+    json: bool,
+) -> anyhow::Result<ExitStatus> {
+    let source = Library::open_at(&qdrant.location(Some(from))?)?;
+    let target = Library::open_at(&qdrant.location(Some(to))?)?;
+    let started = Instant::now();
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "migrating {bar:30} {pos}/{len} items ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = source.migrate_to(&target, batch, sample, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    if json {
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string_pretty(&report)?
+        )?;
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "{} item{} in {}: {} copied, {} already there; {} now holds {}; {} sampled, {} differ ({:.1} s)",
+            report.source_items,
+            plural(report.source_items),
+            source.path().display(),
+            report.copied,
+            report.skipped,
+            target.path().display(),
+            report.target_items,
+            report.sampled,
+            report.mismatched.len(),
+            started.elapsed().as_secs_f64()
+        );
+        for id in &report.damaged {
+            eprintln!("error: item {id} is damaged in the source (no record); not copied");
+        }
+        for (id, why) in &report.mismatched {
+            eprintln!("error: item {id}: {why}");
+        }
+        if !report.is_verified() {
+            eprintln!("the migration is not verified: run it again");
+        }
+    }
+    Ok(ExitStatus::from_ok(report.is_verified()))
+}
+
 fn add(
     library: &Library,
     paths: &[PathBuf],
-    chunk: usize,
-    keep_vanished: bool,
+    options: AddOptions,
     json: bool,
     cache: &CacheArgs,
     model: &ModelArgs,
 ) -> anyhow::Result<ExitStatus> {
     let engine = engine(model, cache)?;
-    let options = AddOptions {
-        chunk,
-        forget_vanished: !keep_vanished,
-        engine: clamp3_engine::Options {
-            npy: cache.npy_reading(),
-            ..clamp3_engine::Options::default()
-        },
-    };
     let report = {
         let bar = Bar::new("adding");
         library.add(&engine, paths, &options, &bar)?
@@ -309,6 +451,21 @@ fn add(
             plural(report.items_deleted),
             report.from_cache
         );
+        if let Some(shard) = &options.shard {
+            eprintln!(
+                "share {}: {} file{} left to the other shares",
+                shard.tag(),
+                report.other_shards,
+                plural(report.other_shards)
+            );
+        }
+        if report.retried_calls > 0 {
+            eprintln!(
+                "{} call{} to the Qdrant server retried after transient errors",
+                report.retried_calls,
+                plural(report.retried_calls)
+            );
+        }
         if !report.unsupported.is_empty() {
             eprintln!(
                 "ignored {} file{} of unsupported type",

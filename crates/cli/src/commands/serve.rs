@@ -1,21 +1,23 @@
 //! `clamp3 serve`: the HTTP API and the search page over a library (`clamp3-server`).
 
 use super::ExitStatus;
-use crate::args::{CacheArgs, ModelArgs};
+use crate::args::{CacheArgs, ModelArgs, QdrantArgs};
 use crate::embedding::engine;
 use anyhow::Context;
 use clamp3_library::Library;
 use clap::Args;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// `clamp3 serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The library to serve (made with `clamp3 library add`). Default: the standard one.
-    #[arg(long, value_name = "PATH")]
-    pub library: Option<PathBuf>,
+    /// The library to serve (made with `clamp3 library add`): a folder or
+    /// `qdrant://HOST:PORT/COLLECTION`. Default: `$CLAMP3_LIBRARY`, else the standard folder.
+    #[arg(long, value_name = "DIR|URL")]
+    pub library: Option<String>,
+    #[command(flatten)]
+    pub qdrant: QdrantArgs,
     /// Where to listen. Loopback by default; any other address needs --token.
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub addr: SocketAddr,
@@ -43,9 +45,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         timeout: Duration::from_secs(args.timeout_s),
         ..clamp3_server::ServerConfig::default()
     };
-    let path = args.library.unwrap_or_else(Library::default_path);
+    let location = args.qdrant.location(args.library.as_deref())?;
     let library =
-        Library::open(&path).with_context(|| format!("opening the library {}", path.display()))?;
+        Library::open_at(&location).with_context(|| format!("opening the library {location}"))?;
     clamp3_server::serve(config, engine(&args.model, &args.cache)?, library, |addr| {
         #[allow(clippy::print_stderr)]
         {

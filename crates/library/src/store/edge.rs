@@ -1,12 +1,13 @@
-//! The store: one Qdrant edge shard holding a point per item, a named vector per model (cosine)
-//! and the item's record as payload. This file is the only one that speaks Qdrant's types, so
-//! the same points can go to a Qdrant server unchanged.
+//! The embedded store: one Qdrant edge shard holding a point per item, a named vector per model
+//! (cosine) and the item's record as payload: the same points as a Qdrant server collection
+//! ([`super::remote`]) holds.
 
+use super::{StoredPoint, INDEXED_FIELDS};
 use crate::{Error, Filter, ItemId, ItemRecord, Result};
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, CreateVectorName, EdgeConfig, EdgeOptimizersConfig,
-    EdgeShard, FieldIndexOperations, HasIdCondition, JsonPath, NamedQuery, Payload,
-    PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId, PointInsertOperations,
+    EdgeShard, FieldCondition, FieldIndexOperations, HasIdCondition, JsonPath, Match, NamedQuery,
+    Payload, PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId, PointInsertOperations,
     PointOperations, PointStructPersisted, PointVectorsPersisted, QueryEnum, QueryRequest,
     ScoringQuery, ScrollRequest, SearchParams, SetPayloadOp, UpdateOperation, UpdateVectorsOp,
     VectorInternal, VectorNameConfig, VectorNameOperations, VectorOperations, VectorPersisted,
@@ -22,25 +23,13 @@ const INDEXING_THRESHOLD_KB: usize = 60_000;
 /// WAL segments of 4 MiB instead of 32: a small library stays small on disk.
 const WAL_SEGMENT_BYTES: usize = 4 << 20;
 
-/// Payload fields with a keyword index, for fast filtered search.
-const INDEXED_FIELDS: [&str; 2] = ["modality", "format"];
-
-/// A point as the store returns it.
-pub(crate) struct StoredPoint {
-    pub id: ItemId,
-    /// `None` when the payload is not an item record (a damaged point).
-    pub record: Option<ItemRecord>,
-    /// The vectors requested, by model name (unit length: the store normalises for cosine).
-    pub vectors: HashMap<String, Vec<f32>>,
-}
-
 /// The shard and the library folder errors name.
-pub(crate) struct Store {
+pub(crate) struct EdgeStore {
     shard: EdgeShard,
     library: PathBuf,
 }
 
-impl Store {
+impl EdgeStore {
     /// Opens the shard in `dir`, creating an empty one if there is none.
     pub fn open(dir: &Path, library: &Path) -> Result<Self> {
         let error = |e: qdrant_edge::OperationError| Error::Store {
@@ -80,7 +69,7 @@ impl Store {
             }
             shard
         };
-        Ok(Store {
+        Ok(EdgeStore {
             shard,
             library: library.to_path_buf(),
         })
@@ -227,38 +216,40 @@ impl Store {
             .collect())
     }
 
-    /// Every point passing the filter, in id order, without vectors.
-    pub fn scroll(&self, filter: &Filter) -> Result<Vec<StoredPoint>> {
-        let mut out = Vec::new();
-        let mut offset = None;
-        loop {
-            let (page, next) = self
-                .shard
-                .scroll(ScrollRequest {
-                    offset,
-                    limit: Some(1024),
-                    filter: filter_of(filter, None),
-                    with_payload: Some(WithPayloadInterface::Bool(true)),
-                    with_vector: WithVector::Bool(false),
-                    order_by: None,
-                })
-                .map_err(|e| self.error(e))?;
-            out.extend(
-                page.into_iter()
-                    .filter_map(|r| stored(r.id, r.payload, r.vector)),
-            );
-            match next {
-                Some(next) => offset = Some(next),
-                None => return Ok(out),
-            }
-        }
-    }
-
-    /// A page of points passing the filter, in id order.
-    pub fn page(&self, filter: &Filter, offset: usize, limit: usize) -> Result<Vec<StoredPoint>> {
-        // The store pages by id; a numeric offset walks to it.
-        let all = self.scroll(filter)?;
-        Ok(all.into_iter().skip(offset).take(limit).collect())
+    /// Up to `limit` points passing the filter from id `offset` on, in id order, with the named
+    /// vectors (`None`: none), and the id the next page starts at.
+    pub fn scroll_page(
+        &self,
+        filter: &Filter,
+        offset: Option<ItemId>,
+        limit: usize,
+        vectors: Option<&[String]>,
+    ) -> Result<(Vec<StoredPoint>, Option<ItemId>)> {
+        let with_vector = match vectors {
+            Some(names) => WithVector::Selector(names.iter().map(|n| n.as_str().into()).collect()),
+            None => WithVector::Bool(false),
+        };
+        let (page, next) = self
+            .shard
+            .scroll(ScrollRequest {
+                offset: offset.map(|id| PointId::NumId(id.0)),
+                limit: Some(limit),
+                filter: filter_of(filter, None),
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector,
+                order_by: None,
+            })
+            .map_err(|e| self.error(e))?;
+        let next = match next {
+            Some(PointId::NumId(n)) => Some(ItemId(n)),
+            _ => None,
+        };
+        Ok((
+            page.into_iter()
+                .filter_map(|r| stored(r.id, r.payload, r.vector))
+                .collect(),
+            next,
+        ))
     }
 
     /// The `limit` points nearest to `query` by the named vector, best first, passing the
@@ -301,7 +292,7 @@ impl Store {
 
     /// How many points pass the filter (and have the named vector, when given).
     pub fn count(&self, filter: &Filter, with_vector: Option<&str>) -> Result<usize> {
-        let mut conditions = filter.conditions();
+        let mut conditions = conditions(filter);
         if let Some(name) = with_vector {
             conditions.push(Condition::HasVector(qdrant_edge::HasVectorCondition {
                 has_vector: name.into(),
@@ -335,9 +326,31 @@ impl Store {
     }
 }
 
+/// Whether a payload path parses (a filter's field names become paths).
+pub(crate) fn valid_key(path: &str) -> bool {
+    JsonPath::try_from(path).is_ok()
+}
+
+/// The store's conditions for a filter: each field matches one of its values.
+fn conditions(filter: &Filter) -> Vec<Condition> {
+    filter
+        .fields()
+        .into_iter()
+        .map(|(path, values)| {
+            let key =
+                JsonPath::try_from(path.as_str()).expect("field names are checked when parsed");
+            let matching = match values.as_slice() {
+                [one] => Match::from(one.clone()),
+                many => Match::from(many.to_vec()),
+            };
+            Condition::Field(FieldCondition::new_match(key, matching))
+        })
+        .collect()
+}
+
 /// Our filter, plus an id to leave out, as the store's.
 fn filter_of(filter: &Filter, exclude: Option<ItemId>) -> Option<qdrant_edge::Filter> {
-    let must = filter.conditions();
+    let must = conditions(filter);
     let must_not: Vec<Condition> = exclude
         .map(|id| Condition::HasId(HasIdCondition::from_iter([PointId::NumId(id.0)])))
         .into_iter()
