@@ -8,7 +8,7 @@
 
 use crate::config::{BertConfig, HiddenAct, TextConfig};
 use crate::linear::{linear, Linear};
-use candle_core::{DType, Device, Module, Result, Storage, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{layer_norm, LayerNorm, VarBuilder};
 
 /// The sizes a transformer stack needs, whichever config they come from.
@@ -60,16 +60,10 @@ pub(crate) fn activate(act: HiddenAct, x: &Tensor) -> Result<Tensor> {
 /// The exact GELU: clamp3's vectorised kernel for f32 on the CPU outside training, candle's
 /// otherwise.
 fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    if !matches!(x.device(), Device::Cpu) || x.dtype() != DType::F32 || x.track_op() {
-        return x.gelu_erf();
+    match crate::cpu::on_cpu_values(x, crate::cpu::gelu_erf)? {
+        Some(y) => Tensor::from_vec(y, x.shape(), &Device::Cpu),
+        None => x.gelu_erf(),
     }
-    let x = x.contiguous()?;
-    let (storage, layout) = x.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        return x.gelu_erf();
-    };
-    let values = &cpu.as_slice::<f32>()?[layout.start_offset()..][..x.elem_count()];
-    Tensor::from_vec(crate::cpu::gelu_erf(values), x.shape(), &Device::Cpu)
 }
 
 /// Turns a `[batch, seq]` mask of ones (real) and zeros (padding) into the additive

@@ -21,6 +21,25 @@ const ROWS_PER_TASK: usize = 32;
 /// Input rows multiplied together: 64 rows of 3072 floats (768 KB) fit a 1 MB L2.
 const ROWS_PER_BLOCK: usize = 64;
 
+/// `f` on the values of `x` when it is an f32 tensor on the CPU outside training (made
+/// contiguous first), `None` otherwise: the test every kernel here is guarded by, in one place.
+pub(crate) fn on_cpu_values<T>(
+    x: &candle_core::Tensor,
+    f: impl FnOnce(&[f32]) -> T,
+) -> candle_core::Result<Option<T>> {
+    use candle_core::{DType, Device, Storage};
+    if !matches!(x.device(), Device::Cpu) || x.dtype() != DType::F32 || x.track_op() {
+        return Ok(None);
+    }
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return Ok(None);
+    };
+    let values = &cpu.as_slice::<f32>()?[layout.start_offset()..][..x.elem_count()];
+    Ok(Some(f(values)))
+}
+
 /// A weight element the kernels read: f32, or bf16 widened to f32 as it is loaded (half the
 /// memory traffic of a pass bound by reading its weights; products and sums stay f32).
 pub(crate) trait Weight: Copy + Send + Sync + WeightLanes {

@@ -27,7 +27,7 @@
 use crate::bert::{activate, multi_head_attention};
 use crate::config::HiddenAct;
 use crate::linear::{linear, Linear};
-use candle_core::{DType, Device, Module, Result, Storage, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{layer_norm, LayerNorm, VarBuilder};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -222,19 +222,17 @@ impl ChannelNorm {
     /// `x`: `[B, T, C]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
-        if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && !x.track_op() {
-            let x = x.contiguous()?;
-            let weight = self.weight.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-            let bias = self.bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-            let (storage, layout) = x.storage_and_layout();
-            if let Storage::Cpu(cpu) = &*storage {
-                let values = &cpu.as_slice::<f32>()?[layout.start_offset()..][..b * t * c];
-                let normed = values
+        let (weight, bias) = (self.weight.to_vec1::<f32>(), self.bias.to_vec1::<f32>());
+        if let (Ok(weight), Ok(bias)) = (weight, bias) {
+            let normed = crate::cpu::on_cpu_values(x, |values| {
+                values
                     .chunks_exact(t * c)
                     .flat_map(|window| {
                         crate::cpu::channel_norm(window, c, &weight, &bias, self.eps as f32)
                     })
-                    .collect::<Vec<f32>>();
+                    .collect::<Vec<f32>>()
+            })?;
+            if let Some(normed) = normed {
                 return Tensor::from_vec(normed, (b, t, c), &Device::Cpu);
             }
         }
@@ -320,14 +318,11 @@ impl ConvLayer {
 /// `[B, T, C]` → `[B, frames, K, C]`: for each output frame `f`, input frames `f·s … f·s+K-1`.
 fn im2col(x: &Tensor, frames: usize, k: usize, s: usize) -> Result<Tensor> {
     let (b, t, c) = x.dims3()?;
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && !x.track_op() {
-        let x = x.contiguous()?;
-        let (storage, layout) = x.storage_and_layout();
-        if let Storage::Cpu(cpu) = &*storage {
-            let values = &cpu.as_slice::<f32>()?[layout.start_offset()..][..b * t * c];
-            let columns = crate::cpu::gather_frames(values, b, t, c, frames, k, s);
-            return Tensor::from_vec(columns, (b, frames, k, c), &Device::Cpu);
-        }
+    let columns = crate::cpu::on_cpu_values(x, |values| {
+        crate::cpu::gather_frames(values, b, t, c, frames, k, s)
+    })?;
+    if let Some(columns) = columns {
+        return Tensor::from_vec(columns, (b, frames, k, c), &Device::Cpu);
     }
     // Any device: tap j is every s-th frame from j; padding makes each a whole number of strides.
     let padded = x.pad_with_zeros(1, 0, (frames * s + k).saturating_sub(t))?;
