@@ -2,6 +2,8 @@
 //! official shapes, as the safetensors file that the weight cache makes of a `.pth`) and the real
 //! XLM-R tokenizer, embed one query, rank 1000 cached vectors, print, exit. The figure is the
 //! process's wall time, median of 5, with the weight file in the page cache (as on any second run).
+//! Then the peak resident memory (VmHWM) of that search process and of a `clamp3 embed` process
+//! over a folder of sheet music and texts, the reference's own peak-memory workload.
 //!
 //! `cargo bench -p clamp3 --bench cold_search [-- --precision f32|bf16]`.
 #![allow(clippy::print_stdout, reason = "a benchmark prints its numbers")]
@@ -11,8 +13,46 @@ use candle_nn::{VarBuilder, VarMap};
 use clamp3_models::{Clamp3Model, Config};
 use std::io::Read;
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `command` to its end, reading its VmHWM from /proc every few milliseconds: the peak
+/// resident memory, up to the last read before exit (the high-water mark only ever grows).
+fn run_watched(command: &mut Command) -> (Output, f64, f64) {
+    let start = Instant::now();
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running clamp3");
+    let status = format!("/proc/{}/status", child.id());
+    let watcher = std::thread::spawn(move || {
+        let mut peak_kib = 0.0f64;
+        while let Ok(text) = std::fs::read_to_string(&status) {
+            let kib = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+            match kib {
+                Some(kib) => peak_kib = peak_kib.max(kib),
+                None => break, // a zombie: the process has exited
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        peak_kib / 1024.0
+    });
+    let output = child.wait_with_output().expect("waiting for clamp3");
+    let wall = start.elapsed().as_secs_f64();
+    (output, wall, watcher.join().expect("the watcher"))
+}
+
+fn check(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "clamp3 {what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
 
 fn main() {
     let precision = std::env::args()
@@ -52,25 +92,21 @@ fn main() {
         .expect("writing a vector");
     }
 
-    let run = || {
-        let start = Instant::now();
-        let output = Command::new(env!("CARGO_BIN_EXE_clamp3"))
+    let search = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_clamp3"));
+        command
             .args(["search", "--text", "a calm solo piano piece in a minor key"])
             .arg(&library)
             .arg("--weights")
             .arg(&weights)
             .arg("--tokenizer")
             .arg(&tokenizer)
-            .args(["--device", "cpu", "--no-cache", "--precision", &precision])
-            .output()
-            .expect("running clamp3");
-        assert!(
-            output.status.success(),
-            "clamp3 search failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        start.elapsed().as_secs_f64()
+            .args(["--device", "cpu", "--no-cache", "--precision", &precision]);
+        let (output, wall, peak_mib) = run_watched(&mut command);
+        check(&output, "search");
+        (wall, peak_mib)
     };
+    let run = || search().0;
     run(); // the weight file into the page cache
     let mut times: Vec<f64> = (0..5).map(|_| run()).collect();
     times.sort_by(f64::total_cmp);
@@ -78,5 +114,45 @@ fn main() {
         "cold `clamp3 search --text` over 1000 cached vectors, full-size CLaMP 3 ({precision}): \
          {:.2} s process wall (median of 5; min {:.2}, max {:.2})",
         times[2], times[0], times[4]
+    );
+    println!(
+        "peak RSS (VmHWM) of that search process: {:.0} MiB",
+        search().1
+    );
+
+    // Sheet music (one MusicXML score, one interleaved ABC tune) and texts: the symbolic and
+    // text encoders, as in the reference's peak-memory row (its CLaMP 3 process: 4161 MiB).
+    let inputs = dir.path().join("inputs");
+    std::fs::create_dir(&inputs).expect("a folder");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for name in ["bach__bwv66.6.mxl", "bach__bwv66.6.interleaved.abc"] {
+        std::fs::copy(fixtures.join(name), inputs.join(name)).expect("copying a fixture");
+    }
+    for (i, text) in [
+        "A chorale harmonised in four parts.",
+        "Ein ruhiges Klavierstück in a-Moll.",
+        "一首欢快的民谣舞曲。",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(inputs.join(format!("text{i}.txt")), text).expect("writing a text");
+    }
+    let vectors = dir.path().join("embedded");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clamp3"));
+    command
+        .arg("embed")
+        .arg(&inputs)
+        .arg(&vectors)
+        .arg("--weights")
+        .arg(&weights)
+        .arg("--tokenizer")
+        .arg(&tokenizer)
+        .args(["--device", "cpu", "--no-cache", "--precision", &precision]);
+    let (output, wall, peak_mib) = run_watched(&mut command);
+    check(&output, "embed");
+    println!(
+        "`clamp3 embed` of 2 scores and 3 texts ({precision}): {wall:.2} s, peak RSS (VmHWM) \
+         {peak_mib:.0} MiB (reference: 4161 MiB)"
     );
 }

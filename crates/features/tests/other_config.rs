@@ -59,11 +59,16 @@ fn features_match_independent_reference() {
 
 #[test]
 fn wrong_sizes_name_the_tensor() {
-    // The golden weights with the other configuration: the first mismatch is reported by name.
+    // The golden weights with the other configuration: opening reads only the file's index, and
+    // the first use of an encoder reports the first mismatch by file and tensor name.
     let config = Config::from_file(&fixtures().join("other_config/config.json")).unwrap();
-    let err = Clamp3Model::from_file(&fixtures().join("golden/clamp3.pth"), &config, &Device::Cpu)
-        .err()
-        .unwrap()
+    let model =
+        Clamp3Model::from_file(&fixtures().join("golden/clamp3.pth"), &config, &Device::Cpu)
+            .unwrap();
+    let ids = Tensor::new(&[[0u32, 5, 2]], &Device::Cpu).unwrap();
+    let err = model
+        .encode(clamp3_models::EncoderInput::TokenIds(&ids), None)
+        .unwrap_err()
         .to_string();
     assert!(
         err.contains("clamp3.pth") && err.contains("text_model"),

@@ -9,10 +9,12 @@ use crate::bert::BertModel;
 use crate::config::Config;
 use crate::linear::{linear, Linear};
 use crate::m3::M3PatchEncoder;
+use crate::weights::MappedRows;
 use crate::xlm_roberta::XlmRobertaModel;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The three kinds of input CLaMP 3 encodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,33 +69,136 @@ impl<'a> EncoderInput<'a> {
     }
 }
 
-/// CLaMP 3 (`CLaMP3Model`): field names are the checkpoint's key prefixes.
+/// One modality's encoder and its projection into the shared space.
+struct Tower<E> {
+    encoder: E,
+    proj: Linear,
+}
+
+/// How one tower's dense weights are re-stored for reduced precision.
+trait StoreAs {
+    fn store_weights_as(&mut self, dtype: DType) -> Result<()>;
+}
+
+impl StoreAs for XlmRobertaModel {
+    fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        XlmRobertaModel::store_weights_as(self, dtype)
+    }
+}
+
+impl StoreAs for M3PatchEncoder {
+    fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        M3PatchEncoder::store_weights_as(self, dtype)
+    }
+}
+
+impl StoreAs for BertModel {
+    fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        BertModel::store_weights_as(self, dtype)
+    }
+}
+
+impl<E: StoreAs> Tower<E> {
+    fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
+        self.encoder.store_weights_as(dtype)?;
+        self.proj = self.proj.with_weight_dtype(dtype)?;
+        Ok(())
+    }
+}
+
+/// A tower built on first use; a failure is kept (as its message: candle's errors are not
+/// `Clone`) and given to every later caller.
+type LazyTower<E> = OnceLock<std::result::Result<Tower<E>, String>>;
+
+/// Where towers not yet built come from: the weight file, opened afresh for each tower so that
+/// what one tower read is unmapped (or freed) once it is built.
+struct WeightSource {
+    path: PathBuf,
+    dtype: Option<DType>,
+}
+
+/// CLaMP 3 (`CLaMP3Model`): field names are the checkpoint's key prefixes. A model opened from
+/// a file builds each encoder when its modality is first asked for: a text query never reads the
+/// music encoders, and XLM-R's token table is read row by row from a mapped safetensors file.
 pub struct Clamp3Model {
-    text_model: XlmRobertaModel,
-    text_proj: Linear,
-    symbolic_model: M3PatchEncoder,
-    symbolic_proj: Linear,
-    audio_model: BertModel,
-    audio_proj: Linear,
+    text_model: LazyTower<XlmRobertaModel>,
+    symbolic_model: LazyTower<M3PatchEncoder>,
+    audio_model: LazyTower<BertModel>,
+    source: Option<WeightSource>,
     config: Config,
     device: Device,
 }
 
+fn text_tower(
+    vb: &VarBuilder,
+    cfg: &Config,
+    rows: Option<MappedRows>,
+) -> Result<Tower<XlmRobertaModel>> {
+    Ok(Tower {
+        encoder: XlmRobertaModel::load_with_token_rows(vb.pp("text_model"), &cfg.text_model, rows)?,
+        proj: linear(
+            cfg.text_model.hidden_size,
+            cfg.hidden_size,
+            vb.pp("text_proj"),
+        )?,
+    })
+}
+
+fn symbolic_tower(vb: &VarBuilder, cfg: &Config) -> Result<Tower<M3PatchEncoder>> {
+    Ok(Tower {
+        encoder: M3PatchEncoder::load(
+            vb.pp("symbolic_model"),
+            &cfg.symbolic_model,
+            cfg.patch_size,
+        )?,
+        proj: linear(
+            cfg.symbolic_model.hidden_size,
+            cfg.hidden_size,
+            vb.pp("symbolic_proj"),
+        )?,
+    })
+}
+
+fn audio_tower(vb: &VarBuilder, cfg: &Config) -> Result<Tower<BertModel>> {
+    Ok(Tower {
+        encoder: BertModel::load(vb.pp("audio_model"), &cfg.audio_model)?,
+        proj: linear(
+            cfg.audio_model.hidden_size,
+            cfg.hidden_size,
+            vb.pp("audio_proj"),
+        )?,
+    })
+}
+
+/// The built tower in `cell`, building it from `source` first if needed.
+fn built<'a, E: StoreAs>(
+    cell: &'a LazyTower<E>,
+    source: Option<&WeightSource>,
+    device: &Device,
+    build: impl FnOnce(&WeightSource, &VarBuilder) -> Result<Tower<E>>,
+) -> Result<&'a Tower<E>> {
+    cell.get_or_init(|| {
+        let source = source.ok_or("the model was built without this encoder")?;
+        let vb = crate::weights::var_builder(&source.path, device).map_err(|e| e.to_string())?;
+        let mut tower =
+            build(source, &vb).map_err(|e| format!("{}: {e}", source.path.display()))?;
+        if let Some(dtype) = source.dtype {
+            tower.store_weights_as(dtype).map_err(|e| e.to_string())?;
+        }
+        Ok(tower)
+    })
+    .as_ref()
+    .map_err(|message| candle_core::Error::Msg(message.clone()))
+}
+
 impl Clamp3Model {
-    /// Builds the model from a `VarBuilder` at the checkpoint's root.
+    /// Builds the whole model from a `VarBuilder` at the checkpoint's root, every tensor read now.
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        let d = cfg.hidden_size;
         Ok(Self {
-            text_model: XlmRobertaModel::load(vb.pp("text_model"), &cfg.text_model)?,
-            text_proj: linear(cfg.text_model.hidden_size, d, vb.pp("text_proj"))?,
-            symbolic_model: M3PatchEncoder::load(
-                vb.pp("symbolic_model"),
-                &cfg.symbolic_model,
-                cfg.patch_size,
-            )?,
-            symbolic_proj: linear(cfg.symbolic_model.hidden_size, d, vb.pp("symbolic_proj"))?,
-            audio_model: BertModel::load(vb.pp("audio_model"), &cfg.audio_model)?,
-            audio_proj: linear(cfg.audio_model.hidden_size, d, vb.pp("audio_proj"))?,
+            text_model: OnceLock::from(Ok(text_tower(&vb, cfg, None)?)),
+            symbolic_model: OnceLock::from(Ok(symbolic_tower(&vb, cfg)?)),
+            audio_model: OnceLock::from(Ok(audio_tower(&vb, cfg)?)),
+            source: None,
             config: cfg.clone(),
             device: vb.device().clone(),
         })
@@ -101,24 +206,85 @@ impl Clamp3Model {
 
     /// Stores the dense weights of the three encoders and projections as `dtype`, for reduced
     /// precision (bf16 halves what a pass reads; activations and sums stay f32). Embeddings,
-    /// LayerNorms and biases stay as loaded.
+    /// LayerNorms and biases stay as loaded. Encoders not built yet get it when they are.
     pub fn store_weights_as(&mut self, dtype: DType) -> Result<()> {
-        self.text_model.store_weights_as(dtype)?;
-        self.symbolic_model.store_weights_as(dtype)?;
-        self.audio_model.store_weights_as(dtype)?;
-        for proj in [
-            &mut self.text_proj,
-            &mut self.symbolic_proj,
-            &mut self.audio_proj,
-        ] {
-            *proj = proj.with_weight_dtype(dtype)?;
+        if let Some(Ok(tower)) = self.text_model.get_mut() {
+            tower.store_weights_as(dtype)?;
+        }
+        if let Some(Ok(tower)) = self.symbolic_model.get_mut() {
+            tower.store_weights_as(dtype)?;
+        }
+        if let Some(Ok(tower)) = self.audio_model.get_mut() {
+            tower.store_weights_as(dtype)?;
+        }
+        if let Some(source) = &mut self.source {
+            source.dtype = Some(dtype);
         }
         Ok(())
     }
 
-    /// Loads a weight file (official `.pth` or `.safetensors`) onto `device`.
+    /// Opens a weight file (official `.pth` or `.safetensors`) for `device`. Only the file's
+    /// index is read here; each encoder is read on its first use, and a tensor missing or
+    /// misshapen is reported then, naming the file and the tensor.
     pub fn from_file(path: &Path, cfg: &Config, device: &Device) -> crate::Result<Self> {
-        crate::weights::load_model(path, device, cfg.validate(), |vb| Self::load(vb, cfg))
+        cfg.validate().map_err(|message| crate::Error::Config {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        // Opening checks the format and the header (or the pickle's index) now, not at first use.
+        crate::weights::var_builder(path, device)?;
+        Ok(Self {
+            text_model: OnceLock::new(),
+            symbolic_model: OnceLock::new(),
+            audio_model: OnceLock::new(),
+            source: Some(WeightSource {
+                path: path.to_path_buf(),
+                dtype: None,
+            }),
+            config: cfg.clone(),
+            device: device.clone(),
+        })
+    }
+
+    fn text(&self) -> Result<&Tower<XlmRobertaModel>> {
+        built(
+            &self.text_model,
+            self.source.as_ref(),
+            &self.device,
+            |source, vb| {
+                let table = format!(
+                    "{}.weight",
+                    vb.pp("text_model.embeddings.word_embeddings").prefix()
+                );
+                // A table on another device than the CPU is loaded whole: rows are gathered on the
+                // CPU and a GPU pass wants its table resident.
+                let rows = if self.device.is_cpu() {
+                    MappedRows::open(&source.path, &table)
+                        .map_err(|e| candle_core::Error::Msg(e.to_string()))?
+                } else {
+                    None
+                };
+                text_tower(vb, &self.config, rows)
+            },
+        )
+    }
+
+    fn symbolic(&self) -> Result<&Tower<M3PatchEncoder>> {
+        built(
+            &self.symbolic_model,
+            self.source.as_ref(),
+            &self.device,
+            |_, vb| symbolic_tower(vb, &self.config),
+        )
+    }
+
+    fn audio(&self) -> Result<&Tower<BertModel>> {
+        built(
+            &self.audio_model,
+            self.source.as_ref(),
+            &self.device,
+            |_, vb| audio_tower(vb, &self.config),
+        )
     }
 
     /// The configuration the model was built with.
@@ -153,10 +319,11 @@ impl Clamp3Model {
     /// 0 padding) is only needed when the batch holds segments of different lengths.
     pub fn encode(&self, input: EncoderInput, mask: Option<&Tensor>) -> Result<Tensor> {
         match input {
-            EncoderInput::TokenIds(ids) => self.text_model.forward(ids, mask),
-            EncoderInput::Patches(patches) => self.symbolic_model.forward(patches, mask),
+            EncoderInput::TokenIds(ids) => self.text()?.encoder.forward(ids, mask),
+            EncoderInput::Patches(patches) => self.symbolic()?.encoder.forward(patches, mask),
             EncoderInput::Features(features) => self
-                .audio_model
+                .audio()?
+                .encoder
                 .forward(&features.to_dtype(DType::F32)?, mask),
         }
     }
@@ -164,9 +331,9 @@ impl Clamp3Model {
     /// Projects pooled encoder outputs `[batch, H]` into the shared space `[batch, D]`.
     pub fn project(&self, modality: Modality, pooled: &Tensor) -> Result<Tensor> {
         match modality {
-            Modality::Text => self.text_proj.forward(pooled),
-            Modality::Symbolic => self.symbolic_proj.forward(pooled),
-            Modality::Audio => self.audio_proj.forward(pooled),
+            Modality::Text => self.text()?.proj.forward(pooled),
+            Modality::Symbolic => self.symbolic()?.proj.forward(pooled),
+            Modality::Audio => self.audio()?.proj.forward(pooled),
         }
     }
 }

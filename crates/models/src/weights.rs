@@ -119,6 +119,70 @@ fn mmap_safetensors(path: &Path, device: &Device) -> Result<VarBuilder<'static>>
     }
 }
 
+/// The rows of one 2-D float32 tensor in a memory-mapped safetensors file, read when asked for.
+/// XLM-R's token table is 250 002 × 768 floats (768 MB) and a query needs a few dozen rows of it:
+/// reading only those keeps the table out of memory and out of every cold start.
+pub struct MappedRows {
+    file: candle_core::safetensors::MmapedSafetensors,
+    name: String,
+    rows: usize,
+    width: usize,
+}
+
+impl MappedRows {
+    /// Maps `name` of the safetensors file `path` when it is a 2-D float32 tensor there; `None`
+    /// for a PyTorch checkpoint or another dtype (the caller then loads the tensor whole).
+    pub fn open(path: &Path, name: &str) -> Result<Option<Self>> {
+        if WeightFormat::detect(path)? != WeightFormat::Safetensors {
+            return Ok(None);
+        }
+        let err = weights_error(path);
+        // SAFETY: as in `mmap_safetensors`: mapped read-only, never rewritten in place.
+        #[allow(unsafe_code)]
+        let file =
+            unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.map_err(&err)?;
+        let (rows, width) = {
+            let view = file.get(name).map_err(&err)?;
+            match (DType::try_from(view.dtype()), view.shape()) {
+                (Ok(DType::F32), &[rows, width]) => (rows, width),
+                _ => return Ok(None),
+            }
+        };
+        Ok(Some(Self {
+            file,
+            name: name.to_string(),
+            rows,
+            width,
+        }))
+    }
+
+    /// The tensor's `[rows, width]`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.rows, self.width)
+    }
+
+    /// Rows `ids`, one after another (`ids.len() × width` floats).
+    pub fn gather(&self, ids: &[u32]) -> candle_core::Result<Vec<f32>> {
+        let view = self.file.get(&self.name)?;
+        let bytes = view.data();
+        let row_bytes = self.width * 4;
+        let mut out = Vec::with_capacity(ids.len() * self.width);
+        for &id in ids {
+            let id = id as usize;
+            if id >= self.rows {
+                candle_core::bail!("id {id} is outside the table of {} rows", self.rows);
+            }
+            let row = &bytes[id * row_bytes..(id + 1) * row_bytes];
+            // The file's data need not be 4-byte aligned in memory: read each float whole.
+            out.extend(
+                row.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+        }
+        Ok(out)
+    }
+}
+
 /// A float32 [`VarBuilder`] over the current values of `varmap`'s variables as plain tensors, the
 /// way a loaded checkpoint holds them. Benchmarks build full-size random models with a `VarMap`;
 /// a variable records the ops applied to it (for training), which keeps every product on
@@ -180,4 +244,50 @@ fn temp_sibling(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{}.tmp", std::process::id()));
     path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests panic on broken fixtures")]
+
+    use super::*;
+
+    fn saved(tensors: &[(&str, Tensor)]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let map: HashMap<String, Tensor> = tensors
+            .iter()
+            .map(|(name, t)| (name.to_string(), t.clone()))
+            .collect();
+        candle_core::safetensors::save(&map, &path).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn mapped_rows_are_the_tensors_rows() {
+        let table = Tensor::arange(0f32, 15., &Device::Cpu)
+            .unwrap()
+            .reshape((5, 3))
+            .unwrap();
+        let half = table.to_dtype(DType::F16).unwrap();
+        let (_dir, path) = saved(&[("t.weight", table), ("h.weight", half)]);
+        let rows = MappedRows::open(&path, "t.weight").unwrap().unwrap();
+        assert_eq!(rows.dims(), (5, 3));
+        assert_eq!(
+            rows.gather(&[4, 0, 4]).unwrap(),
+            [12., 13., 14., 0., 1., 2., 12., 13., 14.]
+        );
+        let out_of_range = rows.gather(&[5]).unwrap_err().to_string();
+        assert!(
+            out_of_range.contains("outside the table of 5 rows"),
+            "{out_of_range}"
+        );
+        // Another dtype is loaded whole by the caller (and converted), not mapped.
+        assert!(MappedRows::open(&path, "h.weight").unwrap().is_none());
+        let missing = MappedRows::open(&path, "nothing.weight")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(missing.contains("w.safetensors"), "{missing}");
+    }
 }

@@ -10,12 +10,39 @@
 
 use crate::bert::{additive_attention_mask, Encoder, EncoderDims};
 use crate::config::TextConfig;
+use crate::weights::MappedRows;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 
+/// The token table: loaded whole, or rows read from the mapped weight file as ids ask for them.
+enum TokenEmbeddings {
+    Loaded(Embedding),
+    Mapped(MappedRows),
+}
+
+impl TokenEmbeddings {
+    /// `ids` `[batch, seq]` → `[batch, seq, hidden]`.
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            TokenEmbeddings::Loaded(table) => table.forward(ids),
+            TokenEmbeddings::Mapped(rows) => {
+                let (batch, seq) = ids.dims2()?;
+                let flat = ids.flatten_all()?.to_vec1::<u32>()?;
+                let width = rows.dims().1;
+                Tensor::from_vec(
+                    rows.gather(&flat)?,
+                    (batch, seq, width),
+                    &candle_core::Device::Cpu,
+                )?
+                .to_device(ids.device())
+            }
+        }
+    }
+}
+
 /// The XLM-R encoder (key prefix `text_model`); the unused pooler is not loaded.
 pub struct XlmRobertaModel {
-    word_embeddings: Embedding,
+    word_embeddings: TokenEmbeddings,
     position_embeddings: Embedding,
     token_type_row: Tensor,
     layer_norm: LayerNorm,
@@ -27,11 +54,32 @@ pub struct XlmRobertaModel {
 impl XlmRobertaModel {
     /// Loads the model from a `VarBuilder` positioned at its prefix.
     pub fn load(vb: VarBuilder, cfg: &TextConfig) -> Result<Self> {
+        Self::load_with_token_rows(vb, cfg, None)
+    }
+
+    /// Like [`Self::load`], with the token table read row by row from `token_rows` (the same
+    /// tensor, memory-mapped) instead of loaded whole.
+    pub fn load_with_token_rows(
+        vb: VarBuilder,
+        cfg: &TextConfig,
+        token_rows: Option<MappedRows>,
+    ) -> Result<Self> {
         let h = cfg.hidden_size;
         let emb = vb.pp("embeddings");
         let token_type = emb.get((cfg.type_vocab_size, h), "token_type_embeddings.weight")?;
+        let word_embeddings = match token_rows {
+            Some(rows) if rows.dims() == (cfg.vocab_size, h) => TokenEmbeddings::Mapped(rows),
+            Some(rows) => candle_core::bail!(
+                "the token table is {:?}, the configuration says ({}, {h})",
+                rows.dims(),
+                cfg.vocab_size
+            ),
+            None => {
+                TokenEmbeddings::Loaded(embedding(cfg.vocab_size, h, emb.pp("word_embeddings"))?)
+            }
+        };
         Ok(Self {
-            word_embeddings: embedding(cfg.vocab_size, h, emb.pp("word_embeddings"))?,
+            word_embeddings,
             position_embeddings: embedding(
                 cfg.max_position_embeddings,
                 h,
