@@ -148,7 +148,7 @@ fn main() {
         .arg(&weights)
         .arg("--tokenizer")
         .arg(&tokenizer)
-        .args(["--device", "cpu", "--no-cache", "--precision", &precision]);
+        .args(["--device", "cpu", "--precision", &precision]);
     let (output, wall, peak_mib) = run_watched(&mut command);
     check(&output, "embed");
     println!(
