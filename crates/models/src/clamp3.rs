@@ -69,6 +69,9 @@ impl<'a> EncoderInput<'a> {
     }
 }
 
+/// XLM-R's token table in the checkpoint: the one tensor read row by row.
+const TOKEN_TABLE: &str = "text_model.embeddings.word_embeddings.weight";
+
 /// One modality's encoder and its projection into the shared space.
 struct Tower<E> {
     encoder: E,
@@ -170,27 +173,6 @@ fn audio_tower(vb: &VarBuilder, cfg: &Config) -> Result<Tower<BertModel>> {
     })
 }
 
-/// The built tower in `cell`, building it from `source` first if needed.
-fn built<'a, E: StoreAs>(
-    cell: &'a LazyTower<E>,
-    source: Option<&WeightSource>,
-    device: &Device,
-    build: impl FnOnce(&WeightSource, &VarBuilder) -> Result<Tower<E>>,
-) -> Result<&'a Tower<E>> {
-    cell.get_or_init(|| {
-        let source = source.ok_or("the model was built without this encoder")?;
-        let vb = crate::weights::var_builder(&source.path, device).map_err(|e| e.to_string())?;
-        let mut tower =
-            build(source, &vb).map_err(|e| format!("{}: {e}", source.path.display()))?;
-        if let Some(dtype) = source.dtype {
-            tower.store_weights_as(dtype).map_err(|e| e.to_string())?;
-        }
-        Ok(tower)
-    })
-    .as_ref()
-    .map_err(|message| candle_core::Error::Msg(message.clone()))
-}
-
 impl Clamp3Model {
     /// Builds the whole model from a `VarBuilder` at the checkpoint's root, every tensor read now.
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
@@ -246,45 +228,52 @@ impl Clamp3Model {
         })
     }
 
+    /// The built tower in `cell`, built from the weight file first if needed.
+    fn tower<'a, E: StoreAs>(
+        &'a self,
+        cell: &'a LazyTower<E>,
+        build: impl FnOnce(&WeightSource, &VarBuilder) -> Result<Tower<E>>,
+    ) -> Result<&'a Tower<E>> {
+        cell.get_or_init(|| {
+            let source = self
+                .source
+                .as_ref()
+                .ok_or("the model was built without this encoder")?;
+            let vb = crate::weights::var_builder(&source.path, &self.device)
+                .map_err(|e| e.to_string())?;
+            let mut tower =
+                build(source, &vb).map_err(|e| format!("{}: {e}", source.path.display()))?;
+            if let Some(dtype) = source.dtype {
+                tower.store_weights_as(dtype).map_err(|e| e.to_string())?;
+            }
+            Ok(tower)
+        })
+        .as_ref()
+        .map_err(|message| candle_core::Error::Msg(message.clone()))
+    }
+
     fn text(&self) -> Result<&Tower<XlmRobertaModel>> {
-        built(
-            &self.text_model,
-            self.source.as_ref(),
-            &self.device,
-            |source, vb| {
-                let table = format!(
-                    "{}.weight",
-                    vb.pp("text_model.embeddings.word_embeddings").prefix()
-                );
-                // A table on another device than the CPU is loaded whole: rows are gathered on the
-                // CPU and a GPU pass wants its table resident.
-                let rows = if self.device.is_cpu() {
-                    MappedRows::open(&source.path, &table)
-                        .map_err(|e| candle_core::Error::Msg(e.to_string()))?
-                } else {
-                    None
-                };
-                text_tower(vb, &self.config, rows)
-            },
-        )
+        self.tower(&self.text_model, |source, vb| {
+            // A table on another device than the CPU is loaded whole: rows are gathered on the
+            // CPU and a GPU pass wants its table resident.
+            let rows = if self.device.is_cpu() {
+                MappedRows::open(&source.path, TOKEN_TABLE)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?
+            } else {
+                None
+            };
+            text_tower(vb, &self.config, rows)
+        })
     }
 
     fn symbolic(&self) -> Result<&Tower<M3PatchEncoder>> {
-        built(
-            &self.symbolic_model,
-            self.source.as_ref(),
-            &self.device,
-            |_, vb| symbolic_tower(vb, &self.config),
-        )
+        self.tower(&self.symbolic_model, |_, vb| {
+            symbolic_tower(vb, &self.config)
+        })
     }
 
     fn audio(&self) -> Result<&Tower<BertModel>> {
-        built(
-            &self.audio_model,
-            self.source.as_ref(),
-            &self.device,
-            |_, vb| audio_tower(vb, &self.config),
-        )
+        self.tower(&self.audio_model, |_, vb| audio_tower(vb, &self.config))
     }
 
     /// The configuration the model was built with.
