@@ -87,25 +87,21 @@ fn killed_adds_finish_with_exactly_the_clean_library() {
 
     // Each round: a fresh library, `add` killed at a point of the clean run's duration
     // (start-up included), then `add` again, whose result must be the clean one. The last
-    // round kills three runs in a row before the rerun.
-    let mut kills = 0;
+    // round kills three runs in a row before the rerun. A run that finishes before its kill
+    // (a busy or a fast machine) does not count: the round starts again on a fresh library
+    // with every kill point earlier, so each round really kills.
     let rounds: [&[f64]; 6] = [&[0.2], &[0.4], &[0.55], &[0.7], &[0.85], &[0.3, 0.3, 0.3]];
     for (round, fractions) in rounds.iter().enumerate() {
         let killed = work.path().join(format!("killed{round}"));
-        for fraction in *fractions {
-            let mut child = clamp3(&killed)
-                .args(["add", "--no-cache", "--chunk", "2"])
-                .arg(music.path())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(took.mul_f64(*fraction).max(Duration::from_millis(20)));
-            if child.try_wait().unwrap().is_none() {
-                child.kill().unwrap(); // SIGKILL
-                kills += 1;
-            }
-            child.wait().unwrap();
+        let mut scale = 1.0;
+        let mut attempts = 0;
+        while !killed_every_run(&killed, music.path(), took, fractions, scale) {
+            attempts += 1;
+            assert!(
+                attempts < 8,
+                "round {round}: a run finished before its kill {attempts} times"
+            );
+            scale *= 0.6;
         }
         let out = clamp3(&killed)
             .args(["add", "--no-cache"])
@@ -141,10 +137,42 @@ fn killed_adds_finish_with_exactly_the_clean_library() {
         let library = Library::open(&killed).unwrap();
         assert!(library.verify(true).unwrap().is_clean(), "round {round}");
     }
-    assert!(
-        kills >= 6,
-        "only {kills} runs were killed before they finished"
-    );
+}
+
+/// Runs `add` into a fresh `library` once per fraction, each killed with SIGKILL after that
+/// fraction (times `scale`) of `took`; false when any run finished before its kill.
+fn killed_every_run(
+    library: &Path,
+    music: &Path,
+    took: Duration,
+    fractions: &[f64],
+    scale: f64,
+) -> bool {
+    if library.exists() {
+        std::fs::remove_dir_all(library).unwrap();
+    }
+    for fraction in fractions {
+        let mut child = clamp3(library)
+            .args(["add", "--no-cache", "--chunk", "2"])
+            .arg(music)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(
+            took.mul_f64(fraction * scale)
+                .max(Duration::from_millis(20)),
+        );
+        let finished = child.try_wait().unwrap().is_some();
+        if !finished {
+            child.kill().unwrap(); // SIGKILL
+        }
+        child.wait().unwrap();
+        if finished {
+            return false;
+        }
+    }
+    true
 }
 
 #[test]

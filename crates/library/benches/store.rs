@@ -7,10 +7,11 @@
 //! 3-node Qdrant cluster (`cluster`: 3 shards, replication factor 2), all on this machine, the
 //! servers started from the binary `.ci/install-qdrant.sh` installs (or `CLAMP3_QDRANT_BIN`).
 //! A server is written by `--writers` threads at once (default 4), as several workers would.
+//! The embedded store is split into `--edge-shards` shards (default: one per core, up to 8).
 //!
 //! `cargo bench -p clamp3-library --bench store -- [--part store|add|both] [--points N]
-//! [--queries Q] [--no-hnsw] [--backend edge|server|cluster|all] [--writers W] [--int8]
-//! [--tunes N] [--wikimt PATH]`
+//! [--queries Q] [--no-hnsw] [--backend edge|server|cluster|all] [--writers W] [--edge-shards S]
+//! [--int8] [--tunes N] [--wikimt PATH]`
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its numbers")]
 #![allow(clippy::unwrap_used, reason = "a benchmark stops on broken setup")]
@@ -134,7 +135,13 @@ fn store_part(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut _servers = None;
     let (library, writers) = match backend {
-        "edge" => (Library::open(dir.path()).unwrap(), 1),
+        "edge" => {
+            let library = match arg("--edge-shards").and_then(|n| n.parse().ok()) {
+                Some(n) => Library::open_with_edge_shards(dir.path(), n),
+                None => Library::open(dir.path()),
+            };
+            (library.unwrap(), 1)
+        }
         "server" | "cluster" => {
             let Some(bin) = qdrant::binary("the store benchmark on Qdrant servers") else {
                 return;
@@ -159,7 +166,10 @@ fn store_part(backend: &str) {
         other => panic!("--backend {other}: edge, server, cluster or all"),
     };
     let label = match backend {
-        "edge" => "embedded store".to_string(),
+        "edge" => format!(
+            "embedded store, {} edge shards",
+            library.info().unwrap().edge_shards.unwrap_or(1)
+        ),
         "server" => "one Qdrant server".to_string(),
         _ => "3-node Qdrant cluster (3 shards × 2 replicas)".to_string(),
     } + if int8 { ", int8" } else { "" };

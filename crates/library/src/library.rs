@@ -82,6 +82,8 @@ pub struct LibraryInfo {
     pub cluster: Option<ClusterInfo>,
     /// Vectors searched through HNSW (the others exactly).
     pub indexed_vectors: usize,
+    /// How many edge shards a folder library's store is split into (`None` for a server).
+    pub edge_shards: Option<usize>,
     /// Bytes the library takes on disk (0 for a server library: the server's disks hold it).
     pub bytes_on_disk: u64,
 }
@@ -201,9 +203,16 @@ impl Library {
         self.store.remote().map(|r| r.retried()).unwrap_or(0)
     }
 
-    /// Opens the library in `dir`, creating it if the folder is empty or absent. Finishes or
-    /// undoes an update that a crash interrupted.
+    /// Opens the library in `dir`, creating it if the folder is empty or absent (its store split
+    /// into one edge shard per core, up to 8). Finishes or undoes an update that a crash
+    /// interrupted.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_edge_shards(dir, crate::store::default_edge_shards())
+    }
+
+    /// [`Library::open`], a new library's store split into `edge_shards` shards (searched in
+    /// parallel; an existing library keeps its own number).
+    pub fn open_with_edge_shards(dir: &Path, edge_shards: usize) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let dir = std::fs::canonicalize(dir).map_err(io(dir))?;
         let marker_path = dir.join(MARKER);
@@ -250,7 +259,7 @@ impl Library {
                 &serde_json::to_vec_pretty(&marker).unwrap_or_default(),
             )?;
         }
-        let store = Store::open_edge(&dir.join(STORE), &dir)?;
+        let store = Store::open_edge(&dir.join(STORE), &dir, edge_shards)?;
         let library = Library {
             dir,
             store,
@@ -688,6 +697,7 @@ impl Library {
             shards,
             cluster,
             indexed_vectors: self.store.indexed_vectors()?,
+            edge_shards: self.store.edge_shards(),
             bytes_on_disk: if self.is_remote() {
                 0
             } else {

@@ -293,7 +293,12 @@ pub fn run(args: LibraryArgs) -> anyhow::Result<ExitStatus> {
             }
             writeln!(out, "HNSW-indexed vectors: {}", info.indexed_vectors)?;
             match &info.cluster {
-                None => writeln!(out, "on disk: {:.1} MB", info.bytes_on_disk as f64 / 1e6)?,
+                None => writeln!(
+                    out,
+                    "on disk: {:.1} MB in {} store shards",
+                    info.bytes_on_disk as f64 / 1e6,
+                    info.edge_shards.unwrap_or(1)
+                )?,
                 Some(c) => {
                     let active = c.replicas.iter().filter(|r| r.state == "Active").count();
                     writeln!(

@@ -23,55 +23,181 @@ const INDEXING_THRESHOLD_KB: usize = 60_000;
 /// WAL segments of 4 MiB instead of 32: a small library stays small on disk.
 const WAL_SEGMENT_BYTES: usize = 4 << 20;
 
-/// The shard and the library folder errors name.
+/// The file naming how many edge shards a store has; written (atomically) before any of them.
+const LAYOUT: &str = "layout.json";
+
+/// The most edge shards a new store gets, however many cores the machine has.
+const MAX_EDGE_SHARDS: usize = 8;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Layout {
+    edge_shards: usize,
+}
+
+/// Qdrant edge shards (points routed by id), searched in parallel: one shard scans its
+/// segments on one thread, so a store split across the cores answers an exact search over
+/// a million vectors in a fraction of the time. The library folder is what errors name.
 pub(crate) struct EdgeStore {
-    shard: EdgeShard,
+    shards: Vec<EdgeShard>,
     library: PathBuf,
 }
 
+/// How many edge shards a new store gets by default: one per core, at most [`MAX_EDGE_SHARDS`].
+pub(crate) fn default_edge_shards() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_EDGE_SHARDS)
+}
+
 impl EdgeStore {
-    /// Opens the shard in `dir`, creating an empty one if there is none.
-    pub fn open(dir: &Path, library: &Path) -> Result<Self> {
+    /// Opens the store in `dir`, creating an empty one of `new_shards` edge shards if there is
+    /// none. A store made before stores were split (`edge_config.json` in `dir`) is one shard.
+    pub fn open(dir: &Path, library: &Path, new_shards: usize) -> Result<Self> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |error| Error::Io { path, error }
+        };
+        let dirs: Vec<PathBuf> = if dir.join("edge_config.json").exists() {
+            vec![dir.to_path_buf()]
+        } else {
+            let layout_path = dir.join(LAYOUT);
+            let layout = match std::fs::read(&layout_path) {
+                Ok(bytes) => serde_json::from_slice::<Layout>(&bytes)
+                    .ok()
+                    .filter(|l| (1..=64).contains(&l.edge_shards))
+                    .ok_or_else(|| Error::Store {
+                        library: library.to_path_buf(),
+                        reason: format!("{} does not parse", layout_path.display()),
+                    })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(dir).map_err(io(dir))?;
+                    let layout = Layout {
+                        edge_shards: new_shards.clamp(1, 64),
+                    };
+                    let bytes = serde_json::to_vec(&layout).unwrap_or_default();
+                    crate::library::write_atomic(&layout_path, &bytes)?;
+                    layout
+                }
+                Err(e) => return Err(io(&layout_path)(e)),
+            };
+            (0..layout.edge_shards)
+                .map(|i| dir.join(format!("shard-{i}")))
+                .collect()
+        };
         let error = |e: qdrant_edge::OperationError| Error::Store {
             library: library.to_path_buf(),
             reason: e.to_string(),
         };
-        let shard = if dir.join("edge_config.json").exists() {
-            EdgeShard::load(dir, None).map_err(error)?
-        } else {
-            std::fs::create_dir_all(dir).map_err(|error| Error::Io {
-                path: dir.to_path_buf(),
-                error,
-            })?;
-            let config = EdgeConfig::builder()
-                .on_disk_payload(false)
-                .optimizers(EdgeOptimizersConfig {
-                    indexing_threshold: Some(INDEXING_THRESHOLD_KB),
-                    ..EdgeOptimizersConfig::default()
-                })
-                .wal_options(WalOptions {
-                    segment_capacity: WAL_SEGMENT_BYTES,
-                    ..WalOptions::default()
-                })
-                .build();
-            let shard = EdgeShard::new(dir, config).map_err(error)?;
+        let shards = dirs
+            .iter()
+            .map(|dir| {
+                if dir.join("edge_config.json").exists() {
+                    return EdgeShard::load(dir, None).map_err(error);
+                }
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+                let config = EdgeConfig::builder()
+                    .on_disk_payload(false)
+                    .optimizers(EdgeOptimizersConfig {
+                        indexing_threshold: Some(INDEXING_THRESHOLD_KB),
+                        ..EdgeOptimizersConfig::default()
+                    })
+                    .wal_options(WalOptions {
+                        segment_capacity: WAL_SEGMENT_BYTES,
+                        ..WalOptions::default()
+                    })
+                    .build();
+                EdgeShard::new(dir, config).map_err(error)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let store = EdgeStore {
+            shards,
+            library: library.to_path_buf(),
+        };
+        store.complete_schema()?;
+        Ok(store)
+    }
+
+    /// Gives every shard the keyword indexes and the named vectors any shard has: a crash
+    /// while a store was created, or while a model's vector was added, leaves some without.
+    fn complete_schema(&self) -> Result<()> {
+        let mut vectors: Vec<(String, usize)> = Vec::new();
+        for shard in &self.shards {
+            for (name, params) in &shard.config().vectors {
+                if !vectors.iter().any(|(n, _)| n == name.as_str()) {
+                    vectors.push((name.to_string(), params.size));
+                }
+            }
+        }
+        for (name, dim) in vectors {
+            self.ensure_vector(&name, dim)?;
+        }
+        for shard in &self.shards {
+            let indexed = shard.info().payload_schema;
             for field in INDEXED_FIELDS {
+                let path = JsonPath::try_from(field).expect("a plain field name");
+                if indexed.contains_key(&path) {
+                    continue;
+                }
                 shard
                     .update(UpdateOperation::FieldIndexOperation(
                         FieldIndexOperations::CreateIndex(CreateIndex {
-                            field_name: JsonPath::try_from(field).expect("a plain field name"),
+                            field_name: path,
                             field_schema: Some(PayloadFieldSchema::FieldType(
                                 PayloadSchemaType::Keyword,
                             )),
                         }),
                     ))
-                    .map_err(error)?;
+                    .map_err(|e| self.error(e))?;
             }
-            shard
-        };
-        Ok(EdgeStore {
-            shard,
-            library: library.to_path_buf(),
+        }
+        Ok(())
+    }
+
+    /// The shard a point lives in.
+    fn shard_of(&self, id: ItemId) -> usize {
+        (id.0 % self.shards.len() as u64) as usize
+    }
+
+    /// Runs `work` on every shard with its part of `items` (routed by `id_of`), one thread per
+    /// shard that has any, and returns the results in shard order.
+    fn per_shard<T: Send, R: Send>(
+        &self,
+        items: Vec<T>,
+        id_of: impl Fn(&T) -> ItemId,
+        work: impl Fn(&EdgeShard, Vec<T>) -> Result<R> + Sync,
+    ) -> Result<Vec<R>> {
+        let mut parts: Vec<Vec<T>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for item in items {
+            parts[self.shard_of(id_of(&item))].push(item);
+        }
+        let jobs: Vec<(&EdgeShard, Vec<T>)> = self
+            .shards
+            .iter()
+            .zip(parts)
+            .filter(|(_, part)| !part.is_empty())
+            .collect();
+        self.on_shards(jobs, |(shard, part)| work(shard, part))
+    }
+
+    /// Runs `work` on each job, in parallel when there are several; results in job order.
+    fn on_shards<J: Send, R: Send>(
+        &self,
+        jobs: Vec<J>,
+        work: impl Fn(J) -> Result<R> + Sync,
+    ) -> Result<Vec<R>> {
+        if jobs.len() <= 1 {
+            return jobs.into_iter().map(&work).collect();
+        }
+        let work = &work;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = jobs
+                .into_iter()
+                .map(|job| scope.spawn(move || work(job)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
         })
     }
 
@@ -82,14 +208,9 @@ impl EdgeStore {
         }
     }
 
-    fn update(&self, operation: UpdateOperation) -> Result<()> {
-        self.shard.update(operation).map_err(|e| self.error(e))
-    }
-
     /// The model names that have vectors here, and their dimensions.
     pub fn vector_names(&self) -> Vec<(String, usize)> {
-        let mut names: Vec<(String, usize)> = self
-            .shard
+        let mut names: Vec<(String, usize)> = self.shards[0]
             .config()
             .vectors
             .iter()
@@ -99,7 +220,7 @@ impl EdgeStore {
         names
     }
 
-    /// Makes sure the named vector exists with this dimension.
+    /// Makes sure the named vector exists with this dimension, in every shard.
     pub fn ensure_vector(&self, name: &str, dim: usize) -> Result<()> {
         if let Some((_, size)) = self.vector_names().into_iter().find(|(n, _)| n == name) {
             if size != dim {
@@ -109,7 +230,6 @@ impl EdgeStore {
                     ))),
                 );
             }
-            return Ok(());
         }
         // The dense variant of this untagged enum is built from its JSON form, the only
         // constructor the crate exports.
@@ -117,103 +237,145 @@ impl EdgeStore {
             "dense": { "size": dim, "distance": "Cosine" }
         }))
         .map_err(|e| self.error(qdrant_edge::OperationError::service_error(e.to_string())))?;
-        self.update(UpdateOperation::VectorNameOperation(
-            VectorNameOperations::CreateVectorName(CreateVectorName {
-                vector_name: name.into(),
-                config,
-            }),
-        ))
+        for shard in &self.shards {
+            if shard
+                .config()
+                .vectors
+                .iter()
+                .any(|(n, _)| n.as_str() == name)
+            {
+                continue;
+            }
+            shard
+                .update(UpdateOperation::VectorNameOperation(
+                    VectorNameOperations::CreateVectorName(CreateVectorName {
+                        vector_name: name.into(),
+                        config: config.clone(),
+                    }),
+                ))
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(())
     }
 
     /// Inserts or replaces whole points: the record as payload, the given vectors.
     pub fn upsert(&self, points: Vec<(ItemRecord, HashMap<String, Vec<f32>>)>) -> Result<()> {
-        if points.is_empty() {
-            return Ok(());
-        }
-        let points = points
-            .into_iter()
-            .map(|(record, vectors)| PointStructPersisted {
-                id: PointId::NumId(record.id.0),
-                vector: VectorStructPersisted::Named(
-                    vectors
-                        .into_iter()
-                        .map(|(name, v)| (name, VectorPersisted::Dense(v)))
-                        .collect(),
-                ),
-                payload: Some(Payload(record.to_payload())),
-            })
-            .collect();
-        self.update(UpdateOperation::PointOperation(
-            PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
-        ))
+        self.per_shard(
+            points,
+            |(record, _)| record.id,
+            |shard, points| {
+                let points = points
+                    .into_iter()
+                    .map(|(record, vectors)| PointStructPersisted {
+                        id: PointId::NumId(record.id.0),
+                        vector: VectorStructPersisted::Named(
+                            vectors
+                                .into_iter()
+                                .map(|(name, v)| (name, VectorPersisted::Dense(v)))
+                                .collect(),
+                        ),
+                        payload: Some(Payload(record.to_payload())),
+                    })
+                    .collect();
+                shard
+                    .update(UpdateOperation::PointOperation(
+                        PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+                    ))
+                    .map_err(|e| self.error(e))
+            },
+        )
+        .map(|_| ())
     }
 
     /// Adds one model's vectors to existing points, keeping their other vectors.
     pub fn set_vectors(&self, name: &str, vectors: Vec<(ItemId, Vec<f32>)>) -> Result<()> {
-        if vectors.is_empty() {
-            return Ok(());
-        }
-        let points = vectors
-            .into_iter()
-            .map(|(id, v)| PointVectorsPersisted {
-                id: PointId::NumId(id.0),
-                vector: VectorStructPersisted::Named(HashMap::from([(
-                    name.to_string(),
-                    VectorPersisted::Dense(v),
-                )])),
-            })
-            .collect();
-        self.update(UpdateOperation::VectorOperation(
-            VectorOperations::UpdateVectors(UpdateVectorsOp {
-                points,
-                update_filter: None,
-            }),
-        ))
+        self.per_shard(
+            vectors,
+            |(id, _)| *id,
+            |shard, vectors| {
+                let points = vectors
+                    .into_iter()
+                    .map(|(id, v)| PointVectorsPersisted {
+                        id: PointId::NumId(id.0),
+                        vector: VectorStructPersisted::Named(HashMap::from([(
+                            name.to_string(),
+                            VectorPersisted::Dense(v),
+                        )])),
+                    })
+                    .collect();
+                shard
+                    .update(UpdateOperation::VectorOperation(
+                        VectorOperations::UpdateVectors(UpdateVectorsOp {
+                            points,
+                            update_filter: None,
+                        }),
+                    ))
+                    .map_err(|e| self.error(e))
+            },
+        )
+        .map(|_| ())
     }
 
     /// Replaces a point's payload with the record.
     pub fn set_record(&self, record: &ItemRecord) -> Result<()> {
-        self.update(UpdateOperation::PayloadOperation(
-            PayloadOps::OverwritePayload(SetPayloadOp {
-                payload: Payload(record.to_payload()),
-                points: Some(vec![PointId::NumId(record.id.0)]),
-                filter: None,
-                key: None,
-            }),
-        ))
+        self.shards[self.shard_of(record.id)]
+            .update(UpdateOperation::PayloadOperation(
+                PayloadOps::OverwritePayload(SetPayloadOp {
+                    payload: Payload(record.to_payload()),
+                    points: Some(vec![PointId::NumId(record.id.0)]),
+                    filter: None,
+                    key: None,
+                }),
+            ))
+            .map_err(|e| self.error(e))
     }
 
     /// Deletes points.
     pub fn delete(&self, ids: &[ItemId]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        self.update(UpdateOperation::PointOperation(
-            PointOperations::DeletePoints {
-                ids: ids.iter().map(|id| PointId::NumId(id.0)).collect(),
+        self.per_shard(
+            ids.to_vec(),
+            |id| *id,
+            |shard, ids| {
+                shard
+                    .update(UpdateOperation::PointOperation(
+                        PointOperations::DeletePoints {
+                            ids: ids.iter().map(|id| PointId::NumId(id.0)).collect(),
+                        },
+                    ))
+                    .map_err(|e| self.error(e))
             },
-        ))
+        )
+        .map(|_| ())
     }
 
-    /// Points by id, with the named vectors (`None`: none).
+    /// Points by id, in the order asked, with the named vectors (`None`: none); ids that are
+    /// not here are left out.
     pub fn retrieve(&self, ids: &[ItemId], vectors: Option<&[String]>) -> Result<Vec<StoredPoint>> {
-        let ids: Vec<PointId> = ids.iter().map(|id| PointId::NumId(id.0)).collect();
         let with_vector = match vectors {
             Some(names) => WithVector::Selector(names.iter().map(|n| n.as_str().into()).collect()),
             None => WithVector::Bool(false),
         };
-        let records = self
-            .shard
-            .retrieve(
-                &ids,
-                Some(WithPayloadInterface::Bool(true)),
-                Some(with_vector),
-            )
-            .map_err(|e| self.error(e))?;
-        Ok(records
+        let parts = self.per_shard(
+            ids.to_vec(),
+            |id| *id,
+            |shard, ids| {
+                let ids: Vec<PointId> = ids.iter().map(|id| PointId::NumId(id.0)).collect();
+                shard
+                    .retrieve(
+                        &ids,
+                        Some(WithPayloadInterface::Bool(true)),
+                        Some(with_vector.clone()),
+                    )
+                    .map_err(|e| self.error(e))
+            },
+        )?;
+        let mut found: HashMap<ItemId, StoredPoint> = parts
             .into_iter()
+            .flatten()
             .filter_map(|r| stored(r.id, r.payload, r.vector))
-            .collect())
+            .map(|p| (p.id, p))
+            .collect();
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
     /// Up to `limit` points passing the filter from id `offset` on, in id order, with the named
@@ -229,31 +391,44 @@ impl EdgeStore {
             Some(names) => WithVector::Selector(names.iter().map(|n| n.as_str().into()).collect()),
             None => WithVector::Bool(false),
         };
-        let (page, next) = self
-            .shard
-            .scroll(ScrollRequest {
-                offset: offset.map(|id| PointId::NumId(id.0)),
-                limit: Some(limit),
-                filter: filter_of(filter, None),
-                with_payload: Some(WithPayloadInterface::Bool(true)),
-                with_vector,
-                order_by: None,
-            })
-            .map_err(|e| self.error(e))?;
-        let next = match next {
-            Some(PointId::NumId(n)) => Some(ItemId(n)),
-            _ => None,
-        };
-        Ok((
-            page.into_iter()
-                .filter_map(|r| stored(r.id, r.payload, r.vector))
-                .collect(),
-            next,
-        ))
+        let pages = self.on_shards(self.shards.iter().collect(), |shard| {
+            shard
+                .scroll(ScrollRequest {
+                    offset: offset.map(|id| PointId::NumId(id.0)),
+                    limit: Some(limit),
+                    filter: filter_of(filter, None),
+                    with_payload: Some(WithPayloadInterface::Bool(true)),
+                    with_vector: with_vector.clone(),
+                    order_by: None,
+                })
+                .map_err(|e| self.error(e))
+        })?;
+        // Each shard gave its first `limit` points from the offset on; the page is the first
+        // `limit` of them all. The next page starts at the first point not on it: the next
+        // point of the merged list, or of a shard whose own page was cut, whichever is first.
+        let mut next: Option<ItemId> = None;
+        let mut points = Vec::new();
+        for (page, shard_next) in pages {
+            if let Some(PointId::NumId(n)) = shard_next {
+                next = Some(next.map_or(ItemId(n), |m| m.min(ItemId(n))));
+            }
+            points.extend(
+                page.into_iter()
+                    .filter_map(|r| stored(r.id, r.payload, r.vector)),
+            );
+        }
+        points.sort_by_key(|p| p.id);
+        if points.len() > limit {
+            let first_left = points[limit].id;
+            next = Some(next.map_or(first_left, |m| m.min(first_left)));
+            points.truncate(limit);
+        }
+        Ok((points, next))
     }
 
-    /// The `limit` points nearest to `query` by the named vector, best first, passing the
-    /// filter and not `exclude`. `exact` forces a full scan (HNSW otherwise, where built).
+    /// The `limit` points nearest to `query` by the named vector, best first (equal scores by
+    /// id), passing the filter and not `exclude`. `exact` forces a full scan (HNSW otherwise,
+    /// where built).
     pub fn search(
         &self,
         name: &str,
@@ -280,14 +455,20 @@ impl EdgeStore {
             with_vector: WithVector::Bool(false),
             with_payload: WithPayloadInterface::Bool(true),
         };
-        let points = self.shard.query(request).map_err(|e| self.error(e))?;
-        Ok(points
+        let parts = self.on_shards(self.shards.iter().collect(), |shard| {
+            shard.query(request.clone()).map_err(|e| self.error(e))
+        })?;
+        let mut hits: Vec<(ItemRecord, f32)> = parts
             .into_iter()
+            .flatten()
             .filter_map(|p| {
                 let score = p.score;
                 stored(p.id, p.payload, None).and_then(|s| s.record.map(|r| (r, score)))
             })
-            .collect())
+            .collect();
+        hits.sort_by(|(a, x), (b, y)| y.total_cmp(x).then(a.id.cmp(&b.id)));
+        hits.truncate(limit);
+        Ok(hits)
     }
 
     /// How many points pass the filter (and have the named vector, when given).
@@ -302,27 +483,46 @@ impl EdgeStore {
             must: Some(conditions),
             ..qdrant_edge::Filter::default()
         });
-        self.shard
-            .count(CountRequest {
-                filter,
-                exact: true,
-            })
-            .map_err(|e| self.error(e))
+        let counts = self.on_shards(self.shards.iter().collect(), |shard| {
+            shard
+                .count(CountRequest {
+                    filter: filter.clone(),
+                    exact: true,
+                })
+                .map_err(|e| self.error(e))
+        })?;
+        Ok(counts.into_iter().sum())
     }
 
-    /// Makes everything written so far durable: WAL and segments synced to disk.
+    /// Makes everything written so far durable: WALs and segments synced to disk.
     pub fn flush(&self) {
-        self.shard.flush();
+        // Each shard syncs its own files: in parallel, an fsync apiece costs one.
+        let _ = self.on_shards(self.shards.iter().collect(), |shard| {
+            shard.flush();
+            Ok(())
+        });
     }
 
-    /// Lets the optimiser merge segments and build HNSW where a segment is big enough.
+    /// Lets the optimiser merge segments and build HNSW where a segment is big enough, in
+    /// every shard at once.
     pub fn optimize(&self) -> Result<()> {
-        self.shard.optimize().map(|_| ()).map_err(|e| self.error(e))
+        self.on_shards(self.shards.iter().collect(), |shard| {
+            shard.optimize().map(|_| ()).map_err(|e| self.error(e))
+        })
+        .map(|_| ())
     }
 
     /// Points that are indexed by HNSW (the rest are searched exactly).
     pub fn indexed_vectors(&self) -> usize {
-        self.shard.info().indexed_vectors_count
+        self.shards
+            .iter()
+            .map(|s| s.info().indexed_vectors_count)
+            .sum()
+    }
+
+    /// How many edge shards the store is split into.
+    pub fn edge_shards(&self) -> usize {
+        self.shards.len()
     }
 }
 

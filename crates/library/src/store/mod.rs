@@ -8,8 +8,8 @@ mod edge;
 mod remote;
 
 use crate::{Filter, ItemId, ItemRecord, Result};
-pub(crate) use edge::valid_key;
 use edge::EdgeStore;
+pub(crate) use edge::{default_edge_shards, valid_key};
 use remote::RemoteStore;
 pub use remote::{ClusterInfo, ReplicaInfo};
 use std::collections::HashMap;
@@ -50,9 +50,9 @@ macro_rules! each {
 }
 
 impl Store {
-    /// The embedded store in `dir`, created if absent.
-    pub fn open_edge(dir: &Path, library: &Path) -> Result<Self> {
-        EdgeStore::open(dir, library).map(Store::Edge)
+    /// The embedded store in `dir`, created with `new_shards` edge shards if absent.
+    pub fn open_edge(dir: &Path, library: &Path, new_shards: usize) -> Result<Self> {
+        EdgeStore::open(dir, library, new_shards).map(Store::Edge)
     }
 
     /// The collection on a Qdrant server (created on the first vectors written).
@@ -197,6 +197,14 @@ impl Store {
         match self {
             Store::Edge(s) => Ok(s.indexed_vectors()),
             Store::Remote(s) => s.indexed_vectors(),
+        }
+    }
+
+    /// How many edge shards an embedded store is split into (`None` for a server).
+    pub fn edge_shards(&self) -> Option<usize> {
+        match self {
+            Store::Edge(s) => Some(s.edge_shards()),
+            Store::Remote(_) => None,
         }
     }
 
