@@ -1,12 +1,12 @@
 //! Files → what an encoder reads: token ids, patches or MERT feature rows.
 
+use crate::tokenizer::TextTokenizer;
 use crate::{npy, text, Error, Result};
 use clamp3_formats::patch::{patchilize_with, Patch, PatchRules};
 use clamp3_formats::{abc, midi, musicxml, xml2abc};
 use clamp3_models::mert::Mert;
 use clamp3_models::Modality;
 use std::path::Path;
-use tokenizers::Tokenizer;
 
 /// A file's contents, converted for its encoder, before segmenting.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,14 +127,14 @@ pub fn features_input(array: &npy::NpyArray) -> Result<ModelInput> {
 
 /// Reads a file and converts it for its encoder. `tokenizer` is needed for text files only;
 /// audio files need MERT ([`read_input_with`]).
-pub fn read_input(path: &Path, tokenizer: Option<&Tokenizer>) -> Result<ModelInput> {
+pub fn read_input(path: &Path, tokenizer: Option<&TextTokenizer>) -> Result<ModelInput> {
     read_input_with(path, tokenizer, None)
 }
 
 /// [`read_input`], with the MERT model that audio files need.
 pub fn read_input_with(
     path: &Path,
-    tokenizer: Option<&Tokenizer>,
+    tokenizer: Option<&TextTokenizer>,
     mert: Option<&Mert>,
 ) -> Result<ModelInput> {
     let kind = FileKind::of(path).ok_or_else(|| unsupported(path))?;
@@ -157,7 +157,7 @@ pub fn prepare(
     kind: FileKind,
     path: &Path,
     bytes: Vec<u8>,
-    tokenizer: Option<&Tokenizer>,
+    tokenizer: Option<&TextTokenizer>,
     mert: Option<&Mert>,
 ) -> Result<ModelInput> {
     match kind {

@@ -33,6 +33,7 @@ pub mod hub;
 pub mod input;
 pub mod segment;
 pub mod text;
+pub mod tokenizer;
 
 pub use batch::{embed_many, BatchLimits, Encoder, Segmenting};
 pub use caption::{Caption, Captioner};
@@ -41,3 +42,4 @@ pub use embed::{embed, Embedding, Pooling};
 pub use error::{Error, Result};
 pub use input::{FileKind, ModelInput};
 pub use segment::Segments;
+pub use tokenizer::TextTokenizer;

@@ -1,22 +1,16 @@
 //! Text → XLM-R token ids, as the reference's `extract_clamp3.py` prepares a `.txt` file.
 
-use crate::{Error, Result};
+use crate::tokenizer::TextTokenizer;
+use crate::Result;
 use std::path::Path;
-use tokenizers::Tokenizer;
 
 /// XLM-R's separator, placed between the lines of a text file.
 const SEPARATOR: &str = "</s>";
 
 /// Reads `tokenizer.json` (Hugging Face format) with truncation and padding turned off: segmenting
 /// is ours to do.
-pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    let mut tokenizer = Tokenizer::from_file(path)
-        .map_err(|e| Error::Tokenizer(format!("cannot load {}: {e}", path.display())))?;
-    tokenizer
-        .with_truncation(None)
-        .map_err(|e| Error::Tokenizer(e.to_string()))?;
-    tokenizer.with_padding(None);
-    Ok(tokenizer)
+pub fn load_tokenizer(path: &Path) -> Result<TextTokenizer> {
+    TextTokenizer::from_file(path)
 }
 
 /// Normalises newlines as Python's universal-newline text mode does (`\r\n` and `\r` → `\n`).
@@ -42,12 +36,8 @@ pub fn joined_lines(text: &str) -> String {
 }
 
 /// Token ids of a text file's contents, `<s> … </s>` included.
-pub fn token_ids(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
-    let joined = joined_lines(text);
-    let encoding = tokenizer
-        .encode(joined.as_str(), true)
-        .map_err(|e| Error::Tokenizer(e.to_string()))?;
-    Ok(encoding.get_ids().to_vec())
+pub fn token_ids(tokenizer: &TextTokenizer, text: &str) -> Result<Vec<u32>> {
+    tokenizer.encode_ids(&joined_lines(text), true)
 }
 
 #[cfg(test)]

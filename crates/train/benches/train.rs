@@ -84,7 +84,9 @@ fn bench(device: &Device, label: &str) -> Result<(), Box<dyn std::error::Error>>
     let micro = env_usize("CLAMP3_BENCH_MICRO", 1).clamp(1, b);
     let steps = env_usize("CLAMP3_BENCH_STEPS", 1);
     let arch = Clamp3Arch::official();
-    let tokenizer = tokenizers::Tokenizer::new(tokenizers::models::bpe::BPE::default());
+    let tokenizer = clamp3_features::TextTokenizer::from(tokenizers::Tokenizer::new(
+        tokenizers::models::bpe::BPE::default(),
+    ));
     let mut out = std::io::stdout().lock();
     for kind in [MusicKind::Symbolic, MusicKind::Audio] {
         let peak_reset = device.is_cpu() && reset_peak_rss();

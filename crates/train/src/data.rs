@@ -12,9 +12,9 @@ use crate::arch::{Clamp3Batch, M3Batch, MusicInput};
 use crate::rng::Rng;
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
+use clamp3_features::TextTokenizer;
 use clamp3_formats::patch::{patchilize, Patch, EOS, PATCH_SIZE};
 use std::path::{Path, PathBuf};
-use tokenizers::Tokenizer;
 
 /// The tokenizer's `sep_token`, a literal the tokenizer turns into id 2.
 const SEP: &str = "</s>";
@@ -217,15 +217,14 @@ fn truncation_start(len: usize, max: usize, rng: Option<&mut Rng>) -> usize {
 /// Token ids of `text` (`<s> … </s>`), cut to `max_len` (randomly in train mode: head, tail or
 /// middle; the head in eval mode). No special token is re-added after a cut, as upstream.
 pub fn text_ids(
-    tokenizer: &Tokenizer,
+    tokenizer: &TextTokenizer,
     text: &str,
     max_len: usize,
     rng: Option<&mut Rng>,
 ) -> Result<Vec<u32>> {
-    let encoding = tokenizer
-        .encode(text, true)
+    let ids = tokenizer
+        .encode_ids(text, true)
         .map_err(|e| Error::Setup(format!("tokenizer: {e}")))?;
-    let ids = encoding.get_ids();
     let start = truncation_start(ids.len(), max_len, rng);
     Ok(ids[start..(start + max_len).min(ids.len())].to_vec())
 }
@@ -333,7 +332,7 @@ pub fn prepare_item(
     kind: MusicKind,
     mode: Mode,
     text_dropout: bool,
-    tokenizer: &Tokenizer,
+    tokenizer: &TextTokenizer,
     shapes: &Clamp3Shapes,
     rng: &mut Rng,
 ) -> Result<PreparedItem> {

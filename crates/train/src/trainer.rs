@@ -31,9 +31,9 @@ use crate::params::ParamStore;
 use crate::rng::{streams, Rng};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor, Var};
+use clamp3_features::TextTokenizer;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tokenizers::Tokenizer;
 
 /// How the learning rate moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +134,7 @@ pub struct Clamp3Task {
     /// Symbolic or audio.
     pub kind: MusicKind,
     /// XLM-R tokenizer.
-    pub tokenizer: Tokenizer,
+    pub tokenizer: TextTokenizer,
     /// Constant logit scale (LOGIT_SCALE 1).
     pub logit_scale: f64,
     /// TEXT_DROPOUT: random texts in train mode (else `analysis`).

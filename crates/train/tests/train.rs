@@ -29,7 +29,7 @@ fn gunzip(path: &Path) -> String {
     s
 }
 
-fn tokenizer() -> tokenizers::Tokenizer {
+fn tokenizer() -> clamp3_features::TextTokenizer {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("tokenizer.json");
     std::fs::write(&path, gunzip(&fixtures().join("tokenizer.json.gz"))).expect("write");

@@ -136,7 +136,10 @@ impl Clamp1 {
                 Some(path) => path.clone(),
                 None => hub::fetch(hub::DISTILROBERTA_REPO, "tokenizer.json", false)?,
             };
-            let mut tokenizer = text::load_tokenizer(&path)?;
+            let mut tokenizer = Tokenizer::from_file(&path).map_err(|e| {
+                clamp3_features::Error::Tokenizer(format!("cannot load {}: {e}", path.display()))
+            })?;
+            tokenizer.with_padding(None);
             tokenizer
                 .with_truncation(Some(TruncationParams {
                     max_length: TEXT_LENGTH,

@@ -14,12 +14,12 @@ use crate::{Error, Result};
 use candle_core::Device;
 use clamp3_features::hub;
 use clamp3_features::input::{symbolic_input_with, symbolic_text};
+use clamp3_features::TextTokenizer;
 use clamp3_features::{text, Encoder, FileKind, ModelInput};
 use clamp3_formats::patch::PatchRules;
 use clamp3_models::{Clamp2Config, Clamp2Model, M3Model, Modality};
 use std::path::Path;
 use std::sync::OnceLock;
-use tokenizers::Tokenizer;
 
 /// What CLaMP 2 accepts, for messages.
 const CLAMP2_ACCEPTS: &str =
@@ -52,7 +52,7 @@ pub struct Clamp2 {
     config_identity: String,
     device: Device,
     model: OnceLock<Result<Clamp2Model>>,
-    tokenizer: OnceLock<Result<Tokenizer>>,
+    tokenizer: OnceLock<Result<TextTokenizer>>,
 }
 
 impl Clamp2 {
@@ -94,7 +94,7 @@ impl Clamp2 {
     }
 
     /// The XLM-R tokenizer, loaded (or downloaded and loaded) on first use.
-    pub fn tokenizer(&self) -> Result<&Tokenizer> {
+    pub fn tokenizer(&self) -> Result<&TextTokenizer> {
         shared(&self.tokenizer, "the XLM-R tokenizer", || {
             load_tokenizer(self.spec.tokenizer.as_deref())
         })

@@ -11,12 +11,12 @@ use crate::weight_cache;
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use clamp3_features::hub::{self, Variant};
+use clamp3_features::TextTokenizer;
 use clamp3_features::{input, text, Caption, Captioner, Encoder, FileKind, ModelInput};
 use clamp3_models::mert::Mert;
 use clamp3_models::{Clamp3Model, Config, Modality};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use tokenizers::Tokenizer;
 
 /// What CLaMP 3 accepts, for messages.
 const ACCEPTS: &str = "text (.txt), sheet music (.abc, .xml, .musicxml, .mxl), MIDI (.mid, .midi, \
@@ -31,7 +31,7 @@ pub struct Clamp3 {
     config_identity: String,
     device: Device,
     model: OnceLock<Result<Clamp3Model>>,
-    tokenizer: OnceLock<Result<Tokenizer>>,
+    tokenizer: OnceLock<Result<TextTokenizer>>,
     mert: OnceLock<Result<Mert>>,
     captioner: OnceLock<Result<Captioner>>,
 }
@@ -104,7 +104,7 @@ impl Clamp3 {
     }
 
     /// The XLM-R tokenizer, loaded (or downloaded and loaded) on first use.
-    pub fn tokenizer(&self) -> Result<&Tokenizer> {
+    pub fn tokenizer(&self) -> Result<&TextTokenizer> {
         shared(&self.tokenizer, "the XLM-R tokenizer", || {
             load_tokenizer(self.spec.tokenizer.as_deref())
         })
@@ -145,7 +145,7 @@ pub(crate) fn shared<'a, T>(
 }
 
 /// Loads a `tokenizer.json`, or XLM-R's from the Hub cache.
-pub fn load_tokenizer(path: Option<&Path>) -> Result<Tokenizer> {
+pub fn load_tokenizer(path: Option<&Path>) -> Result<TextTokenizer> {
     let path = match path {
         Some(path) => path.to_path_buf(),
         None => hub::xlm_roberta_tokenizer(false)?,

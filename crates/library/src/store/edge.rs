@@ -2,7 +2,7 @@
 //! (cosine) and the item's record as payload: the same points as a Qdrant server collection
 //! ([`super::remote`]) holds.
 
-use super::{StoredPoint, INDEXED_FIELDS};
+use super::{Scan, StoredPoint, INDEXED_FIELDS};
 use crate::{Error, Filter, ItemId, ItemRecord, Result};
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, CreateVectorName, EdgeConfig, EdgeOptimizersConfig,
@@ -427,8 +427,7 @@ impl EdgeStore {
     }
 
     /// The `limit` points nearest to `query` by the named vector, best first (equal scores by
-    /// id), passing the filter and not `exclude`. `exact` forces a full scan (HNSW otherwise,
-    /// where built).
+    /// id), passing the filter and not `exclude`, visited as `scan` says.
     pub fn search(
         &self,
         name: &str,
@@ -436,7 +435,7 @@ impl EdgeStore {
         limit: usize,
         filter: &Filter,
         exclude: Option<ItemId>,
-        exact: bool,
+        scan: Scan,
     ) -> Result<Vec<(ItemRecord, f32)>> {
         let request = QueryRequest {
             prefetches: Vec::new(),
@@ -449,7 +448,11 @@ impl EdgeStore {
             limit,
             offset: 0,
             params: Some(SearchParams {
-                exact,
+                exact: scan == Scan::Exact,
+                hnsw_ef: match scan {
+                    Scan::Hnsw { ef } => Some(ef),
+                    Scan::Exact => None,
+                },
                 ..SearchParams::default()
             }),
             with_vector: WithVector::Bool(false),

@@ -18,6 +18,19 @@ use std::path::Path;
 /// Payload fields with a keyword index, for fast filtered search (and per-shard counts).
 const INDEXED_FIELDS: [&str; 3] = ["modality", "format", "shard"];
 
+/// How a search visits the vectors: every one, or through HNSW (where a segment has it) with
+/// a candidate list of `ef` points: larger is slower and finds more of the true nearest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// Every vector: the true nearest.
+    Exact,
+    /// HNSW where a segment has it, exact elsewhere.
+    Hnsw {
+        /// Candidates kept while walking the graph (at least the results asked for).
+        ef: usize,
+    },
+}
+
 /// A point as the store returns it.
 pub(crate) struct StoredPoint {
     pub id: ItemId,
@@ -159,7 +172,7 @@ impl Store {
     }
 
     /// The `limit` points nearest to `query` by the named vector, best first, passing the
-    /// filter and not `exclude`. `exact` forces a full scan (HNSW otherwise, where built).
+    /// filter and not `exclude`, visited as `scan` says.
     pub fn search(
         &self,
         name: &str,
@@ -167,9 +180,9 @@ impl Store {
         limit: usize,
         filter: &Filter,
         exclude: Option<ItemId>,
-        exact: bool,
+        scan: Scan,
     ) -> Result<Vec<(ItemRecord, f32)>> {
-        each!(self, s => s.search(name, query, limit, filter, exclude, exact))
+        each!(self, s => s.search(name, query, limit, filter, exclude, scan))
     }
 
     /// How many points pass the filter (and have the named vector, when given).

@@ -15,7 +15,7 @@
 //! The library's API is synchronous: the store owns a small tokio runtime and blocks on it (call
 //! it from plain threads, or from `spawn_blocking` in async code).
 
-use super::{Points, StoredPoint, INDEXED_FIELDS};
+use super::{Points, Scan, StoredPoint, INDEXED_FIELDS};
 use crate::{Error, Filter, ItemId, ItemRecord, QdrantLocation, Result};
 use qdrant_client::qdrant::{
     point_id::PointIdOptions, quantization_config, r#match::MatchValue, vectors_config,
@@ -650,14 +650,18 @@ impl RemoteStore {
         limit: usize,
         filter: &Filter,
         exclude: Option<ItemId>,
-        exact: bool,
+        scan: Scan,
     ) -> Result<Vec<(ItemRecord, f32)>> {
+        let params = match scan {
+            Scan::Exact => SearchParamsBuilder::default().exact(true),
+            Scan::Hnsw { ef } => SearchParamsBuilder::default().hnsw_ef(ef as u64),
+        };
         let mut request = QueryPointsBuilder::new(self.collection.clone())
             .query(Query::new_nearest(query.to_vec()))
             .using(name)
             .limit(limit as u64)
             .with_payload(true)
-            .params(SearchParamsBuilder::default().exact(exact));
+            .params(params);
         if let Some(filter) = filter_of(filter, exclude) {
             request = request.filter(filter);
         }
