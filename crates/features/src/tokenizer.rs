@@ -179,14 +179,36 @@ impl SortedUnigram {
             ));
         }
         let count = u32::try_from(vocab.len()).map_err(|_| "too many pieces".to_string())?;
-        let mut sorted: Vec<u32> = (0..count).collect();
-        sorted.sort_unstable_by(|&a, &b| {
-            vocab[a as usize]
+        // Sorted first by the pieces' first 8 bytes as one integer (zero-padded: a piece sorts
+        // before its extensions either way), then each run of equal keys by whole bytes: most
+        // comparisons are integer ones, not calls to memcmp (a third of the load, profiled).
+        let head = |piece: &str| {
+            let mut bytes = [0u8; 8];
+            let n = piece.len().min(8);
+            bytes[..n].copy_from_slice(&piece.as_bytes()[..n]);
+            u64::from_be_bytes(bytes)
+        };
+        let mut keyed: Vec<(u64, u32)> = (0..count)
+            .map(|id| (head(&vocab[id as usize].0), id))
+            .collect();
+        keyed.sort_unstable();
+        let mut sorted: Vec<u32> = keyed.iter().map(|&(_, id)| id).collect();
+        let whole = |a: &u32, b: &u32| {
+            vocab[*a as usize]
                 .0
                 .as_bytes()
-                .cmp(vocab[b as usize].0.as_bytes())
-                .then(a.cmp(&b))
-        });
+                .cmp(vocab[*b as usize].0.as_bytes())
+                .then(a.cmp(b))
+        };
+        let mut start = 0;
+        while start < keyed.len() {
+            let end = start + keyed[start..].partition_point(|&(key, _)| key == keyed[start].0);
+            if end - start > 1 {
+                sorted[start..end].sort_unstable_by(whole);
+            }
+            start = end;
+        }
+        debug_assert!(sorted.is_sorted_by(|a, b| whole(a, b).is_le()));
         let min_score = vocab.iter().map(|(_, s)| *s).fold(f64::INFINITY, f64::min);
         Ok(SortedUnigram {
             vocab,
