@@ -223,10 +223,13 @@ impl Library {
         let dir = std::fs::canonicalize(dir).map_err(io(dir))?;
         let marker_path = dir.join(MARKER);
         if !marker_path.exists() {
+            // A new library's first files: the lock, and the marker's temporary file where a
+            // kill came before its rename.
+            let unwritten = marker_path.with_extension("tmp");
             let foreign = std::fs::read_dir(&dir)
                 .map_err(io(&dir))?
                 .filter_map(|e| e.ok())
-                .any(|e| e.file_name() != LOCK);
+                .any(|e| e.file_name() != LOCK && e.path() != unwritten);
             if foreign {
                 return Err(Error::NotALibrary {
                     library: dir.clone(),

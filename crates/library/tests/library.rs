@@ -227,6 +227,14 @@ fn one_process_at_a_time_and_foreign_folders_refused() {
         Library::open(foreign.path()),
         Err(Error::NotALibrary { .. })
     ));
+
+    // What a kill during a new library's first open leaves: the lock and the marker's
+    // temporary file, never renamed. That folder is still a new library.
+    let killed = tempfile::tempdir().unwrap();
+    std::fs::write(killed.path().join("LOCK"), b"").unwrap();
+    std::fs::write(killed.path().join("library.tmp"), b"{\"for").unwrap();
+    Library::open(killed.path()).unwrap();
+    assert!(killed.path().join("library.json").exists());
 }
 
 #[test]

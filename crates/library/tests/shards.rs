@@ -184,3 +184,40 @@ fn a_store_of_one_unsplit_shard_opens_as_one() {
         .unwrap();
     assert_eq!(hits[0].item.id, record(7).id);
 }
+
+#[test]
+fn a_kill_between_a_shards_segments_and_its_config_is_repaired() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("lib");
+    drop(filled(&dir, 3, 90));
+    // What a kill inside the vector's creation leaves: shard 1's segments have the vector, its
+    // config file does not (qdrant-edge writes the config second).
+    let config_path = dir.join("store").join("shard-1").join("edge_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    let vectors = config["vectors"].as_object_mut().unwrap();
+    assert!(vectors.remove(MODEL).is_some());
+    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+
+    let error = Library::open(&dir).unwrap_err().to_string();
+    assert!(error.contains(&dir.display().to_string()), "{error}");
+
+    let pending = dir.join("pending_vector.json");
+    std::fs::write(&pending, format!("{{\"name\": \"{MODEL}\", \"dim\": 32}}")).unwrap();
+    let library = Library::open(&dir).unwrap();
+    assert!(!pending.exists(), "the pending vector is done");
+    assert_eq!(library.count(&Filter::default()).unwrap(), 90);
+    assert_eq!(library.models().unwrap(), vec![(MODEL.to_string(), 32)]);
+    let hits = library
+        .search_exact(MODEL, &vector(11, 32), 1, &Filter::default())
+        .unwrap();
+    assert_eq!(hits[0].item.id, record(11).id);
+    drop(library);
+    assert_eq!(
+        Library::open(&dir)
+            .unwrap()
+            .count(&Filter::default())
+            .unwrap(),
+        90
+    );
+}

@@ -42,6 +42,18 @@ pub(crate) struct EdgeStore {
     library: PathBuf,
 }
 
+/// In the library folder while a named vector is being added to the shards: its name and size.
+/// qdrant-edge adds a vector to a shard's segments and then to the shard's config file, so a
+/// kill between the two leaves a shard that refuses to load; this file says what the config
+/// lacks.
+const PENDING_VECTOR: &str = "pending_vector.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingVector {
+    name: String,
+    dim: usize,
+}
+
 /// How many edge shards a new store gets by default: one per core, at most [`MAX_EDGE_SHARDS`].
 pub(crate) fn default_edge_shards() -> usize {
     std::thread::available_parallelism()
@@ -88,11 +100,29 @@ impl EdgeStore {
             library: library.to_path_buf(),
             reason: e.to_string(),
         };
+        let pending: Option<PendingVector> = std::fs::read(library.join(PENDING_VECTOR))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let shards = dirs
             .iter()
             .map(|dir| {
                 if dir.join("edge_config.json").exists() {
-                    return EdgeShard::load(dir, None).map_err(error);
+                    return match (EdgeShard::load(dir, None), &pending) {
+                        (Ok(shard), _) => Ok(shard),
+                        (Err(e), Some(pending)) => {
+                            Self::finish_vector_config(dir, pending, library)?;
+                            EdgeShard::load(dir, None).map_err(|again| Error::Store {
+                                library: library.to_path_buf(),
+                                reason: format!(
+                                    "{} does not load ({e}), nor after adding vector {} to its \
+                                     config ({again})",
+                                    dir.display(),
+                                    pending.name
+                                ),
+                            })
+                        }
+                        (Err(e), None) => Err(error(e)),
+                    };
                 }
                 std::fs::create_dir_all(dir).map_err(io(dir))?;
                 let config = EdgeConfig::builder()
@@ -114,7 +144,41 @@ impl EdgeStore {
             library: library.to_path_buf(),
         };
         store.complete_schema()?;
+        // Every shard has the pending vector now, in segments and config alike.
+        if pending.is_some() {
+            let path = library.join(PENDING_VECTOR);
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
         Ok(store)
+    }
+
+    /// Adds the pending vector to a shard's config file, where a kill left it out after the
+    /// shard's segments got it (the entry is the one the shard writes itself: size, distance).
+    fn finish_vector_config(dir: &Path, pending: &PendingVector, library: &Path) -> Result<()> {
+        let path = dir.join("edge_config.json");
+        let broken = |reason: String| Error::Store {
+            library: library.to_path_buf(),
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let bytes = std::fs::read(&path).map_err(|error| Error::Io {
+            path: path.clone(),
+            error,
+        })?;
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| broken(e.to_string()))?;
+        let vectors = config
+            .get_mut("vectors")
+            .and_then(|v| v.as_object_mut())
+            .ok_or_else(|| broken("no \"vectors\" object".into()))?;
+        if vectors.contains_key(&pending.name) {
+            return Ok(());
+        }
+        vectors.insert(
+            pending.name.clone(),
+            serde_json::json!({ "size": pending.dim, "distance": "Cosine" }),
+        );
+        let bytes = serde_json::to_vec(&config).map_err(|e| broken(e.to_string()))?;
+        crate::library::write_atomic(&path, &bytes)
     }
 
     /// Gives every shard the keyword indexes and the named vectors any shard has: a crash
@@ -237,15 +301,27 @@ impl EdgeStore {
             "dense": { "size": dim, "distance": "Cosine" }
         }))
         .map_err(|e| self.error(qdrant_edge::OperationError::service_error(e.to_string())))?;
-        for shard in &self.shards {
-            if shard
-                .config()
-                .vectors
-                .iter()
-                .any(|(n, _)| n.as_str() == name)
-            {
-                continue;
-            }
+        let pending = self.library.join(PENDING_VECTOR);
+        let missing: Vec<&EdgeShard> = self
+            .shards
+            .iter()
+            .filter(|shard| {
+                !shard
+                    .config()
+                    .vectors
+                    .iter()
+                    .any(|(n, _)| n.as_str() == name)
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let record = PendingVector {
+            name: name.to_string(),
+            dim,
+        };
+        crate::library::write_atomic(&pending, &serde_json::to_vec(&record).unwrap_or_default())?;
+        for shard in missing {
             shard
                 .update(UpdateOperation::VectorNameOperation(
                     VectorNameOperations::CreateVectorName(CreateVectorName {
@@ -255,7 +331,10 @@ impl EdgeStore {
                 ))
                 .map_err(|e| self.error(e))?;
         }
-        Ok(())
+        std::fs::remove_file(&pending).map_err(|error| Error::Io {
+            path: pending.clone(),
+            error,
+        })
     }
 
     /// Inserts or replaces whole points: the record as payload, the given vectors.
