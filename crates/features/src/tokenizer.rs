@@ -230,12 +230,9 @@ impl SortedUnigram {
         let (mut lo, mut hi) = (0, self.sorted.len());
         for (len, &byte) in text.iter().enumerate() {
             let range = &self.sorted[lo..hi];
-            let first = range.partition_point(|&id| {
-                self.vocab[id as usize].0.as_bytes().get(len).copied() < Some(byte)
-            });
-            let end = range.partition_point(|&id| {
-                self.vocab[id as usize].0.as_bytes().get(len).copied() <= Some(byte)
-            });
+            let byte_at = |id: &u32| self.vocab[*id as usize].0.as_bytes().get(len).copied();
+            let first = range.partition_point(|id| byte_at(id) < Some(byte));
+            let end = range.partition_point(|id| byte_at(id) <= Some(byte));
             (lo, hi) = (lo + first, lo + end);
             if lo == hi {
                 return;

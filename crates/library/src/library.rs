@@ -23,6 +23,7 @@ const STORE: &str = "store";
 /// of the true top 10 found was 0.784 with Qdrant's default (the build's `ef_construct`, 100),
 /// 0.896 with 256 (4.0 ms), 0.932 with 512 (5.0 ms) and 0.958 with 1024 (5.3 ms).
 pub const HNSW_EF: usize = 1024;
+
 /// The ids an update is writing; present only while one is in flight (or after a crash in it).
 const JOURNAL: &str = "pending.json";
 
@@ -136,7 +137,7 @@ impl VerifyReport {
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |error| Error::Io {
         path: path.to_path_buf(),
         error,
@@ -529,8 +530,7 @@ impl Library {
         top_k: usize,
         filter: &Filter,
     ) -> Result<Vec<Hit>> {
-        self.require_vectors(model)?;
-        self.hits(model, query, top_k, filter, None, Scan::Exact)
+        self.search_scan(model, query, top_k, filter, Scan::Exact)
     }
 
     fn hits(

@@ -3,6 +3,7 @@
 //! ([`super::remote`]) holds.
 
 use super::{Scan, StoredPoint, INDEXED_FIELDS};
+use crate::library::{io, write_atomic};
 use crate::{Error, Filter, ItemId, ItemRecord, Result};
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, CreateVectorName, EdgeConfig, EdgeOptimizersConfig,
@@ -26,8 +27,11 @@ const WAL_SEGMENT_BYTES: usize = 4 << 20;
 /// The file naming how many edge shards a store has; written (atomically) before any of them.
 const LAYOUT: &str = "layout.json";
 
-/// The most edge shards a new store gets, however many cores the machine has.
-const MAX_EDGE_SHARDS: usize = 8;
+/// The most edge shards a new store gets by default, however many cores the machine has.
+const DEFAULT_MAX_EDGE_SHARDS: usize = 8;
+
+/// The most edge shards a store may have (a layout naming more is refused as damaged).
+const MAX_EDGE_SHARDS: usize = 64;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Layout {
@@ -54,21 +58,18 @@ struct PendingVector {
     dim: usize,
 }
 
-/// How many edge shards a new store gets by default: one per core, at most [`MAX_EDGE_SHARDS`].
+/// How many edge shards a new store gets by default: one per core, at most
+/// [`DEFAULT_MAX_EDGE_SHARDS`].
 pub(crate) fn default_edge_shards() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .clamp(1, MAX_EDGE_SHARDS)
+        .clamp(1, DEFAULT_MAX_EDGE_SHARDS)
 }
 
 impl EdgeStore {
     /// Opens the store in `dir`, creating an empty one of `new_shards` edge shards if there is
     /// none. A store made before stores were split (`edge_config.json` in `dir`) is one shard.
     pub fn open(dir: &Path, library: &Path, new_shards: usize) -> Result<Self> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |error| Error::Io { path, error }
-        };
         let dirs: Vec<PathBuf> = if dir.join("edge_config.json").exists() {
             vec![dir.to_path_buf()]
         } else {
@@ -76,7 +77,7 @@ impl EdgeStore {
             let layout = match std::fs::read(&layout_path) {
                 Ok(bytes) => serde_json::from_slice::<Layout>(&bytes)
                     .ok()
-                    .filter(|l| (1..=64).contains(&l.edge_shards))
+                    .filter(|l| (1..=MAX_EDGE_SHARDS).contains(&l.edge_shards))
                     .ok_or_else(|| Error::Store {
                         library: library.to_path_buf(),
                         reason: format!("{} does not parse", layout_path.display()),
@@ -84,10 +85,10 @@ impl EdgeStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     std::fs::create_dir_all(dir).map_err(io(dir))?;
                     let layout = Layout {
-                        edge_shards: new_shards.clamp(1, 64),
+                        edge_shards: new_shards.clamp(1, MAX_EDGE_SHARDS),
                     };
                     let bytes = serde_json::to_vec(&layout).unwrap_or_default();
-                    crate::library::write_atomic(&layout_path, &bytes)?;
+                    write_atomic(&layout_path, &bytes)?;
                     layout
                 }
                 Err(e) => return Err(io(&layout_path)(e)),
@@ -160,10 +161,7 @@ impl EdgeStore {
             library: library.to_path_buf(),
             reason: format!("{}: {reason}", path.display()),
         };
-        let bytes = std::fs::read(&path).map_err(|error| Error::Io {
-            path: path.clone(),
-            error,
-        })?;
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
         let mut config: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| broken(e.to_string()))?;
         let vectors = config
@@ -178,7 +176,7 @@ impl EdgeStore {
             serde_json::json!({ "size": pending.dim, "distance": "Cosine" }),
         );
         let bytes = serde_json::to_vec(&config).map_err(|e| broken(e.to_string()))?;
-        crate::library::write_atomic(&path, &bytes)
+        write_atomic(&path, &bytes)
     }
 
     /// Gives every shard the keyword indexes and the named vectors any shard has: a crash
@@ -241,6 +239,14 @@ impl EdgeStore {
             .filter(|(_, part)| !part.is_empty())
             .collect();
         self.on_shards(jobs, |(shard, part)| work(shard, part))
+    }
+
+    /// Runs `work` on every shard at once; results in shard order.
+    fn on_every_shard<R: Send>(
+        &self,
+        work: impl Fn(&EdgeShard) -> Result<R> + Sync,
+    ) -> Result<Vec<R>> {
+        self.on_shards(self.shards.iter().collect(), work)
     }
 
     /// Runs `work` on each job, in parallel when there are several; results in job order.
@@ -320,7 +326,7 @@ impl EdgeStore {
             name: name.to_string(),
             dim,
         };
-        crate::library::write_atomic(&pending, &serde_json::to_vec(&record).unwrap_or_default())?;
+        write_atomic(&pending, &serde_json::to_vec(&record).unwrap_or_default())?;
         for shard in missing {
             shard
                 .update(UpdateOperation::VectorNameOperation(
@@ -331,10 +337,7 @@ impl EdgeStore {
                 ))
                 .map_err(|e| self.error(e))?;
         }
-        std::fs::remove_file(&pending).map_err(|error| Error::Io {
-            path: pending.clone(),
-            error,
-        })
+        std::fs::remove_file(&pending).map_err(io(&pending))
     }
 
     /// Inserts or replaces whole points: the record as payload, the given vectors.
@@ -470,7 +473,7 @@ impl EdgeStore {
             Some(names) => WithVector::Selector(names.iter().map(|n| n.as_str().into()).collect()),
             None => WithVector::Bool(false),
         };
-        let pages = self.on_shards(self.shards.iter().collect(), |shard| {
+        let pages = self.on_every_shard(|shard| {
             shard
                 .scroll(ScrollRequest {
                     offset: offset.map(|id| PointId::NumId(id.0)),
@@ -537,9 +540,8 @@ impl EdgeStore {
             with_vector: WithVector::Bool(false),
             with_payload: WithPayloadInterface::Bool(true),
         };
-        let parts = self.on_shards(self.shards.iter().collect(), |shard| {
-            shard.query(request.clone()).map_err(|e| self.error(e))
-        })?;
+        let parts =
+            self.on_every_shard(|shard| shard.query(request.clone()).map_err(|e| self.error(e)))?;
         let mut hits: Vec<(ItemRecord, f32)> = parts
             .into_iter()
             .flatten()
@@ -565,7 +567,7 @@ impl EdgeStore {
             must: Some(conditions),
             ..qdrant_edge::Filter::default()
         });
-        let counts = self.on_shards(self.shards.iter().collect(), |shard| {
+        let counts = self.on_every_shard(|shard| {
             shard
                 .count(CountRequest {
                     filter: filter.clone(),
@@ -579,7 +581,7 @@ impl EdgeStore {
     /// Makes everything written so far durable: WALs and segments synced to disk.
     pub fn flush(&self) {
         // Each shard syncs its own files: in parallel, an fsync apiece costs one.
-        let _ = self.on_shards(self.shards.iter().collect(), |shard| {
+        let _ = self.on_every_shard(|shard| {
             shard.flush();
             Ok(())
         });
@@ -588,10 +590,8 @@ impl EdgeStore {
     /// Lets the optimiser merge segments and build HNSW where a segment is big enough, in
     /// every shard at once.
     pub fn optimize(&self) -> Result<()> {
-        self.on_shards(self.shards.iter().collect(), |shard| {
-            shard.optimize().map(|_| ()).map_err(|e| self.error(e))
-        })
-        .map(|_| ())
+        self.on_every_shard(|shard| shard.optimize().map(|_| ()).map_err(|e| self.error(e)))
+            .map(|_| ())
     }
 
     /// Points that are indexed by HNSW (the rest are searched exactly).
